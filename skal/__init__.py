@@ -1,0 +1,32 @@
+"""skal: active learning as first-class scikit-learn estimators.
+
+``import skal`` never imports torch; the deep-learning parts load it on first use.
+"""
+
+from skal._committee import CommitteeLearner
+from skal._learner import ActiveLearner
+from skal.strategies import (
+    ConsensusEntropy,
+    DecisionMargin,
+    EntropySampling,
+    KLDivergence,
+    LeastConfidence,
+    MarginSampling,
+    RandomSampling,
+    VoteEntropy,
+)
+
+__version__ = "0.1.0.dev0"
+
+__all__ = [
+    "ActiveLearner",
+    "CommitteeLearner",
+    "RandomSampling",
+    "LeastConfidence",
+    "MarginSampling",
+    "EntropySampling",
+    "DecisionMargin",
+    "VoteEntropy",
+    "KLDivergence",
+    "ConsensusEntropy",
+]

@@ -1,0 +1,244 @@
+"""CommitteeLearner: active learning with a committee (bagged or heterogeneous members)."""
+
+import numpy as np
+from joblib import Parallel, delayed
+from sklearn.base import clone
+from sklearn.utils import check_random_state
+from sklearn.utils.validation import check_is_fitted
+
+from skal._learner import (
+    _MAX_SEED,
+    BaseActiveLearner,
+    _check_positive_int,
+    default_estimator,
+    enable_warm_start,
+    seed_estimator,
+)
+from skal.strategies._base import take_rows
+from skal.strategies._committee import KLDivergence
+
+# Redraws of a bootstrap sample that holds a single class before falling back to one row of
+# each class; a classifier cannot be fitted on one class.
+_MAX_BOOTSTRAP_REDRAWS = 100
+
+
+def _bootstrap_rows(y, rng):
+    n = y.shape[0]
+    for _ in range(_MAX_BOOTSTRAP_REDRAWS):
+        rows = rng.randint(n, size=n)
+        if np.unique(y[rows]).size > 1:
+            return rows
+    _, first_of_class = np.unique(y, return_index=True)
+    return np.concatenate([first_of_class, rng.randint(n, size=n - first_of_class.size)])
+
+
+def _fit_member(member, X, y, bootstrap, seed):
+    if bootstrap:
+        rows = _bootstrap_rows(y, check_random_state(seed))
+        X, y = take_rows(X, rows), y[rows]
+    return member.fit(X, y)
+
+
+def _member_proba(member, X, classes):
+    """Member probabilities as columns of the committee's ``classes`` (zero where unseen).
+
+    Members without ``predict_proba`` vote with one-hot rows of their ``predict``.
+    """
+    if hasattr(member, "predict_proba"):
+        member_proba = np.asarray(member.predict_proba(X), dtype=np.float64)
+        member_classes = member.classes_
+    else:
+        member_classes, votes = np.unique(member.predict(X), return_inverse=True)
+        member_proba = np.eye(member_classes.size)[votes]
+    proba = np.zeros((member_proba.shape[0], classes.size))
+    proba[:, np.searchsorted(classes, member_classes)] = member_proba
+    return proba
+
+
+class CommitteeLearner(BaseActiveLearner):
+    """Active learning with a committee of classifiers (query by committee).
+
+    The members are either ``n_estimators`` clones of one estimator, each trained on its own
+    bootstrap sample of the labelled rows and seeded from ``random_state`` (as in bagging), or
+    an explicit list of (possibly different) estimators. ``predict_proba`` is the members'
+    mean; ``predict_proba_samples`` stacks the members' probabilities, aligned to the
+    committee's ``classes_`` even when a member's sample missed a class, for the committee
+    strategies (:class:`~skal.strategies.VoteEntropy`, :class:`~skal.strategies.KLDivergence`,
+    :class:`~skal.strategies.ConsensusEntropy`) and BALD-style ones.
+
+    Parameters
+    ----------
+    estimator : estimator object or list of estimator objects, default=None
+        One estimator, cloned ``n_estimators`` times, or a list of members (then
+        ``n_estimators`` is ignored). ``None`` means ``LogisticRegression(max_iter=1000)``.
+        Members without ``predict_proba`` vote with their ``predict``.
+    query_strategy : callable, default=None
+        ``None`` means :class:`~skal.strategies.KLDivergence` (maximum disagreement).
+    n_estimators : int, default=5
+        Committee size when ``estimator`` is a single estimator.
+    bootstrap : bool, default=True
+        Train each member on a bootstrap sample of the labelled rows (redrawn if it holds a
+        single class). Without it, members differ only through their seeds (or types).
+    batch_size : int, default=10
+        Rows selected per query.
+    budget : int, default=None
+        Total labels of a simulated run; ``None`` trains on the labelled rows of ``y``.
+    n_initial : int, default=10
+        Size of the initial labelled set of a simulated run.
+    initial_strategy : callable, default=None
+        How a simulated run picks its initial rows; ``None`` means at random.
+    missing_label : int, float, str or None, default=-1
+        The value of ``y`` that marks an unlabelled row.
+    update : {"refit", "warm_start", "partial_fit"}, default="refit"
+        How members learn from new labels (see :class:`~skal.ActiveLearner`).
+    random_state : int, RandomState instance or None, default=None
+        Seeds the members' ``random_state`` parameters (all of them, so that members
+        differ), their bootstrap samples and the initial set.
+    n_jobs : int, default=None
+        Threads for fitting members and for scoring the pool in chunks.
+    chunk_size : int, default=None
+        Rows per scoring chunk; ``None`` follows ``sklearn.set_config(working_memory=...)``.
+
+    Attributes
+    ----------
+    estimators_ : list of estimator objects
+        The fitted members.
+    classes_ : ndarray of shape (n_classes,)
+        Classes seen in the labelled rows.
+    query_strategy_, X_labeled_, y_labeled_, labeled_indices_, history_, n_features_in_ :
+        As in :class:`~skal.ActiveLearner`.
+
+    Examples
+    --------
+    >>> from sklearn.datasets import load_iris
+    >>> from skal import CommitteeLearner
+    >>> X, y = load_iris(return_X_y=True)
+    >>> committee = CommitteeLearner(n_estimators=3, budget=30, random_state=0).fit(X, y)
+    >>> committee.predict_proba_samples(X[:2]).shape
+    (3, 2, 3)
+    """
+
+    def __init__(
+        self,
+        estimator=None,
+        query_strategy=None,
+        *,
+        n_estimators=5,
+        bootstrap=True,
+        batch_size=10,
+        budget=None,
+        n_initial=10,
+        initial_strategy=None,
+        missing_label=-1,
+        update="refit",
+        random_state=None,
+        n_jobs=None,
+        chunk_size=None,
+    ):
+        self.estimator = estimator
+        self.query_strategy = query_strategy
+        self.n_estimators = n_estimators
+        self.bootstrap = bootstrap
+        self.batch_size = batch_size
+        self.budget = budget
+        self.n_initial = n_initial
+        self.initial_strategy = initial_strategy
+        self.missing_label = missing_label
+        self.update = update
+        self.random_state = random_state
+        self.n_jobs = n_jobs
+        self.chunk_size = chunk_size
+
+    def _configured_members(self):
+        if isinstance(self.estimator, list | tuple):
+            if len(self.estimator) == 0:
+                raise ValueError("estimator is an empty list: a committee needs members.")
+            return list(self.estimator)
+        base = default_estimator() if self.estimator is None else self.estimator
+        n_estimators = _check_positive_int(self.n_estimators, "n_estimators")
+        return [base] * n_estimators
+
+    def _models_for_delegation(self):
+        if hasattr(self, "estimators_"):
+            return self.estimators_
+        return self._configured_members()
+
+    def _default_strategy(self):
+        return KLDivergence()
+
+    def _member_seeds(self, n_members):
+        return check_random_state(self._model_seed).randint(_MAX_SEED, size=n_members)
+
+    def _fit_model(self, X, y):
+        members = self._configured_members()
+        seeds = self._member_seeds(len(members))
+        members = [
+            seed_estimator(clone(member), int(seed), overwrite=True)
+            for member, seed in zip(members, seeds, strict=True)
+        ]
+        if self.update == "warm_start":
+            members = [enable_warm_start(member) for member in members]
+        self.classes_ = np.unique(y)
+        self.estimators_ = Parallel(n_jobs=self.n_jobs, prefer="threads")(
+            delayed(_fit_member)(member, X, y, self.bootstrap, int(seed))
+            for member, seed in zip(members, seeds, strict=True)
+        )
+
+    def _update_model(self, X_new, y_new, X_all, y_all):
+        seeds = self._member_seeds(len(self.estimators_))
+        if self.update == "warm_start":
+            # A fresh bootstrap of the grown labelled set, continuing from current weights.
+            n_labels = y_all.shape[0]
+            Parallel(n_jobs=self.n_jobs, prefer="threads")(
+                delayed(_fit_member)(member, X_all, y_all, self.bootstrap, (seed + n_labels) % _MAX_SEED)
+                for member, seed in zip(self.estimators_, seeds.tolist(), strict=True)
+            )
+            return
+        for member in self.estimators_:
+            if not hasattr(member, "partial_fit"):
+                raise ValueError(
+                    f"update='partial_fit' needs members with partial_fit; "
+                    f"{type(member).__name__} has none."
+                )
+        Parallel(n_jobs=self.n_jobs, prefer="threads")(
+            delayed(member.partial_fit)(X_new, y_new, classes=self.classes_)
+            for member in self.estimators_
+        )
+
+    def predict_proba_samples(self, X):
+        """The members' class probabilities, aligned to ``classes_``.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_pool, n_features)
+
+        Returns
+        -------
+        samples : ndarray of shape (n_members, n_pool, n_classes)
+            Columns of classes a member never saw are 0; members without ``predict_proba``
+            give one-hot votes.
+        """
+        check_is_fitted(self)
+        X = self._check_X(X)
+        return np.stack([_member_proba(m, X, self.classes_) for m in self.estimators_])
+
+    def _predict_proba(self, X):
+        return self.predict_proba_samples(X).mean(axis=0)
+
+    def predict_proba(self, X):
+        """Consensus class probabilities: the mean over members.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+
+        Returns
+        -------
+        proba : ndarray of shape (n_samples, n_classes)
+        """
+        check_is_fitted(self)
+        return self._predict_proba(X)
+
+    def _predict(self, X):
+        return self.classes_[np.argmax(self._predict_proba(X), axis=1)]
+

@@ -1,0 +1,607 @@
+"""ActiveLearner: a scikit-learn meta-estimator that runs the active-learning loop.
+
+The loop itself (fit on the labelled rows, query, teach, and the simulated run against an
+oracle) lives in :class:`BaseActiveLearner`; subclasses only say how the model is fitted,
+updated and asked for predictions.
+"""
+
+import numbers
+import time
+import warnings
+from abc import ABCMeta, abstractmethod
+
+import numpy as np
+from sklearn.base import BaseEstimator, ClassifierMixin, MetaEstimatorMixin, clone
+from sklearn.linear_model import LogisticRegression
+from sklearn.utils import check_random_state, get_tags
+from sklearn.utils.metaestimators import available_if
+from sklearn.utils.multiclass import check_classification_targets
+from sklearn.utils.validation import _num_samples, check_is_fitted, validate_data
+
+from skal._validation import (
+    as_row_container,
+    check_finite_numeric,
+    check_label_vector,
+    check_same_length,
+    concat_rows,
+)
+from skal.strategies._base import check_query_strategy, select_with_scores, take_rows
+from skal.strategies._uncertainty import DecisionMargin, MarginSampling, RandomSampling
+
+_UPDATE_MODES = ("refit", "warm_start", "partial_fit")
+_MAX_SEED = np.iinfo(np.int32).max
+
+
+def default_estimator():
+    """The classifier used when ``estimator=None``."""
+    return LogisticRegression(max_iter=1000)
+
+
+def seed_estimator(estimator, seed, overwrite):
+    """Set every ``random_state`` parameter of ``estimator`` (nested ones too) to ``seed``.
+
+    With ``overwrite=False`` only parameters left at ``None`` are set, so a seed the user chose
+    is kept.
+    """
+    params = {
+        key: seed
+        for key, value in estimator.get_params(deep=True).items()
+        if (key == "random_state" or key.endswith("__random_state"))
+        and (overwrite or value is None)
+    }
+    if params:
+        estimator.set_params(**params)
+    return estimator
+
+
+def enable_warm_start(estimator):
+    """Set every ``warm_start`` parameter of ``estimator`` to True; error if there is none."""
+    keys = [
+        key
+        for key in estimator.get_params(deep=True)
+        if key == "warm_start" or key.endswith("__warm_start")
+    ]
+    if not keys:
+        raise ValueError(
+            f"update='warm_start' needs an estimator with a warm_start parameter; "
+            f"{type(estimator).__name__} has none. Use update='refit' or 'partial_fit'."
+        )
+    estimator.set_params(**dict.fromkeys(keys, True))
+    return estimator
+
+
+def _check_positive_int(value, name, allow_none=False):
+    if value is None and allow_none:
+        return None
+    if isinstance(value, bool | np.bool_) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name} must be a positive integer, got {value!r}.")
+    if value < 1:
+        raise ValueError(f"{name} must be a positive integer, got {value}.")
+    return int(value)
+
+
+def _model_has(attr):
+    """For ``available_if``: does the (fitted, else configured) model offer ``attr``?"""
+
+    def check(self):
+        return all(hasattr(model, attr) for model in self._models_for_delegation())
+
+    return check
+
+
+class BaseActiveLearner(ClassifierMixin, MetaEstimatorMixin, BaseEstimator, metaclass=ABCMeta):
+    """The active-learning loop shared by :class:`ActiveLearner` and ``CommitteeLearner``.
+
+    Subclasses implement ``_fit_model``, ``_update_model``, ``_default_strategy`` and
+    ``_models_for_delegation``.
+    """
+
+    # ------------------------------------------------------------------ public API
+    def fit(self, X, y):
+        """Fit on the labelled rows of ``X``, or run a simulated active-learning loop.
+
+        With ``budget=None`` the model is trained on the rows of ``y`` that are not
+        ``missing_label``. With ``budget=B``, ``y`` is the oracle: starting from
+        ``n_initial`` rows, ``batch_size`` rows are queried per cycle and their labels
+        revealed until ``B`` labels are used; the final model is trained on those rows only.
+
+        Parameters
+        ----------
+        X : array-like, sparse matrix or DataFrame of shape (n_samples, n_features)
+            All rows, labelled and not. Anything the estimator accepts.
+        y : array-like of shape (n_samples,)
+            Labels; rows equal to ``missing_label`` are unlabelled.
+
+        Returns
+        -------
+        self : object
+        """
+        if y is None:
+            raise ValueError(
+                f"{type(self).__name__} requires y to be passed, but the target y is None."
+            )
+        X = as_row_container(X)
+        validate_data(self, X, skip_check_array=True, reset=True)
+        if not self.__sklearn_tags__().input_tags.allow_nan:
+            check_finite_numeric(X)
+        check_same_length(X, y)
+        y, missing = check_label_vector(y, self.missing_label)
+        labeled = np.flatnonzero(~missing)
+        if labeled.size == 0:
+            raise ValueError(
+                f"y has no labelled rows: every label equals missing_label={self.missing_label!r}."
+            )
+        check_classification_targets(y[labeled])
+        self._check_params()
+        rng = check_random_state(self.random_state)
+        self._model_seed = int(rng.randint(_MAX_SEED))
+        self.query_strategy_ = self._resolve_strategy(self.query_strategy, self._default_strategy())
+        self.history_ = []
+        if self.budget is None:
+            self._record_fit(X, y, labeled, query_seconds=0.0, scores=None)
+        else:
+            self._simulate(X, y, labeled, rng)
+        return self
+
+    def query(self, X_pool, batch_size=None, *, return_scores=False):
+        """Indices of the rows of ``X_pool`` to label next.
+
+        Parameters
+        ----------
+        X_pool : array-like, sparse matrix or DataFrame of shape (n_pool, n_features)
+            The unlabelled candidates.
+        batch_size : int, default=None
+            How many rows to select; ``None`` uses the learner's ``batch_size``. A batch
+            larger than the pool selects the whole pool, with a warning.
+        return_scores : bool, default=False
+            Also return the scores the rows were selected by (``None`` for strategies
+            without scores, such as random sampling).
+
+        Returns
+        -------
+        indices : ndarray of shape (batch_size,)
+            Unique indices into ``X_pool``, most informative first.
+        scores : ndarray of shape (batch_size,) or None
+            Only when ``return_scores=True``.
+        """
+        check_is_fitted(self)
+        X_pool = self._check_X(X_pool, "X_pool")
+        batch_size = self.batch_size if batch_size is None else batch_size
+        indices, scores = select_with_scores(self.query_strategy_, self, X_pool, batch_size)
+        return (indices, scores) if return_scores else indices
+
+    def teach(self, X_new, y_new):
+        """Add newly labelled rows and update the model.
+
+        With ``update="refit"`` the model is refitted from scratch on all labelled rows; with
+        ``"warm_start"`` the fitted model is fitted again, continuing from its weights; with
+        ``"partial_fit"`` only the new rows are passed to ``partial_fit``.
+
+        Parameters
+        ----------
+        X_new : array-like of shape (n_new, n_features)
+        y_new : array-like of shape (n_new,)
+            Their labels: all must be classes seen at ``fit``.
+
+        Returns
+        -------
+        self : object
+        """
+        check_is_fitted(self)
+        X_new = self._check_X(X_new, "X_new")
+        check_same_length(X_new, y_new, "X_new", "y_new")
+        y_new, missing = check_label_vector(y_new, self.missing_label, "y_new")
+        if missing.any():
+            raise ValueError(
+                f"y_new contains {int(missing.sum())} unlabelled entries (missing_label="
+                f"{self.missing_label!r}); teach only labelled rows."
+            )
+        check_classification_targets(y_new)
+        unseen = np.setdiff1d(np.unique(y_new), self.classes_)
+        if unseen.size:
+            raise ValueError(
+                f"y_new contains labels {unseen.tolist()} that were not among the classes seen "
+                f"at fit {self.classes_.tolist()}. Label at least one row of every class "
+                "before fit."
+            )
+        start = time.perf_counter()
+        self.X_labeled_ = concat_rows(self.X_labeled_, X_new)
+        self.y_labeled_ = np.concatenate([self.y_labeled_, y_new.astype(self.y_labeled_.dtype)])
+        self._update(X_new, y_new)
+        self.history_.append(
+            self._history_row(None, None, time.perf_counter() - start, query_seconds=0.0)
+        )
+        return self
+
+    @available_if(_model_has("predict"))
+    def predict(self, X):
+        """Predict class labels with the current model.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+
+        Returns
+        -------
+        y_pred : ndarray of shape (n_samples,)
+        """
+        check_is_fitted(self)
+        return self._predict(self._check_X(X))
+
+    @available_if(_model_has("predict_proba"))
+    def predict_proba(self, X):
+        """Class probabilities of the current model, columns ordered as ``classes_``.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+
+        Returns
+        -------
+        proba : ndarray of shape (n_samples, n_classes)
+        """
+        check_is_fitted(self)
+        return self._predict_proba(self._check_X(X))
+
+    @available_if(_model_has("predict_proba"))
+    def predict_log_proba(self, X):
+        """Logarithm of :meth:`predict_proba`.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+
+        Returns
+        -------
+        log_proba : ndarray of shape (n_samples, n_classes)
+        """
+        with np.errstate(divide="ignore"):
+            return np.log(self.predict_proba(X))
+
+    @property
+    def n_labels_(self):
+        """Number of labelled rows the current model was trained on."""
+        check_is_fitted(self)
+        return _num_samples(self.y_labeled_)
+
+    # ------------------------------------------------------------------ subclass hooks
+    @abstractmethod
+    def _fit_model(self, X, y):
+        """Fit the model from scratch on labelled rows; set ``classes_``."""
+
+    @abstractmethod
+    def _update_model(self, X_new, y_new, X_all, y_all):
+        """Update the fitted model with new rows, following ``self.update``."""
+
+    @abstractmethod
+    def _default_strategy(self):
+        """The query strategy used when ``query_strategy=None``."""
+
+    @abstractmethod
+    def _models_for_delegation(self):
+        """The fitted model(s), or before fit the configured one(s)."""
+
+    @abstractmethod
+    def _predict(self, X):
+        pass
+
+    @abstractmethod
+    def _predict_proba(self, X):
+        pass
+
+    # ------------------------------------------------------------------ the loop
+    def _check_params(self):
+        _check_positive_int(self.batch_size, "batch_size")
+        _check_positive_int(self.budget, "budget", allow_none=True)
+        _check_positive_int(self.n_initial, "n_initial")
+        if self.update not in _UPDATE_MODES:
+            raise ValueError(f"update must be one of {_UPDATE_MODES}, got {self.update!r}.")
+
+    def _resolve_strategy(self, strategy, default, name="query_strategy"):
+        strategy = check_query_strategy(strategy, default, name)
+        return clone(strategy) if isinstance(strategy, BaseEstimator) else strategy
+
+    def _check_X(self, X, name="X"):
+        X = as_row_container(X)
+        if getattr(X, "ndim", 2) == 1 and hasattr(self, "n_features_in_"):
+            raise ValueError(
+                f"Expected a 2D array for {name}, got a 1D array instead. Reshape your data "
+                "either using array.reshape(-1, 1) if your data has a single feature or "
+                "array.reshape(1, -1) if it contains a single sample."
+            )
+        if _num_samples(X) == 0:
+            raise ValueError(f"{name} is empty (0 rows).")
+        validate_data(self, X, skip_check_array=True, reset=False)
+        return X
+
+    def _check_single_class(self, y, where):
+        if np.unique(y).size < 2:
+            raise ValueError(
+                f"{where} contains only one class ({y[0]!r}); a classifier needs at least two. "
+                f"Label more rows (rows equal to missing_label={self.missing_label!r} count as "
+                "unlabelled)."
+            )
+
+    def _record_fit(self, X, y, rows, query_seconds, scores):
+        """Fit from scratch on ``rows`` of (X, y), keep them as the labelled set, log it."""
+        start = time.perf_counter()
+        self.X_labeled_ = take_rows(X, rows)
+        self.y_labeled_ = y[rows]
+        self._check_single_class(self.y_labeled_, "The labelled set")
+        self._fit_model(self.X_labeled_, self.y_labeled_)
+        self.history_.append(
+            self._history_row(rows, scores, time.perf_counter() - start, query_seconds)
+        )
+
+    def _update(self, X_new, y_new):
+        if self.update == "refit":
+            self._fit_model(self.X_labeled_, self.y_labeled_)
+        else:
+            self._update_model(X_new, y_new, self.X_labeled_, self.y_labeled_)
+
+    def _history_row(self, indices, scores, fit_seconds, query_seconds):
+        return {
+            "cycle": len(self.history_),
+            "n_labels": _num_samples(self.y_labeled_),
+            "indices": indices,
+            "scores": scores,
+            "fit_seconds": fit_seconds,
+            "query_seconds": query_seconds,
+        }
+
+    def _simulate(self, X, y, available, rng):
+        """The simulated loop: ``y`` is the oracle, rows in ``available`` can be revealed."""
+        budget = self.budget
+        if budget < self.n_initial:
+            raise ValueError(
+                f"budget={budget} is smaller than n_initial={self.n_initial}: the initial "
+                "labelled set alone would exceed the budget."
+            )
+        if budget > available.size:
+            warnings.warn(
+                f"budget={budget} exceeds the {available.size} rows the oracle can label; "
+                "the run stops when they are all labelled.",
+                UserWarning,
+                stacklevel=3,
+            )
+            budget = available.size
+        initial_strategy = self._resolve_strategy(
+            self.initial_strategy,
+            RandomSampling(random_state=rng.randint(_MAX_SEED)),
+            "initial_strategy",
+        )
+        start = time.perf_counter()
+        picked, scores = select_with_scores(
+            initial_strategy, self, take_rows(X, available), min(self.n_initial, budget)
+        )
+        acquired = available[picked]
+        self._record_fit(X, y, acquired, time.perf_counter() - start, scores)
+
+        in_pool = np.zeros(_num_samples(y), dtype=bool)
+        in_pool[available] = True
+        in_pool[acquired] = False
+        while acquired.size < budget and in_pool.any():
+            pool = np.flatnonzero(in_pool)
+            n_query = min(self.batch_size, budget - acquired.size, pool.size)
+            start = time.perf_counter()
+            picked, scores = select_with_scores(
+                self.query_strategy_, self, take_rows(X, pool), n_query
+            )
+            query_seconds = time.perf_counter() - start
+            new = pool[picked]
+            in_pool[new] = False
+            acquired = np.concatenate([acquired, new])
+            start = time.perf_counter()
+            self.X_labeled_ = take_rows(X, acquired)
+            self.y_labeled_ = y[acquired]
+            self._update(take_rows(X, new), y[new])
+            self.history_.append(
+                self._history_row(new, scores, time.perf_counter() - start, query_seconds)
+            )
+        self.labeled_indices_ = acquired
+
+    def _inner_tags(self):
+        return [get_tags(model) for model in self._models_for_delegation()]
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        inner = self._inner_tags()
+        tags.input_tags.sparse = all(t.input_tags.sparse for t in inner)
+        tags.input_tags.allow_nan = all(t.input_tags.allow_nan for t in inner)
+        tags.input_tags.string = all(t.input_tags.string for t in inner)
+        tags.input_tags.categorical = all(t.input_tags.categorical for t in inner)
+        tags.input_tags.pairwise = any(t.input_tags.pairwise for t in inner)
+        return tags
+
+
+class ActiveLearner(BaseActiveLearner):
+    """Active learning around any scikit-learn classifier or Pipeline.
+
+    ``fit(X, y)`` trains on the labelled rows (``y != missing_label``); ``query(X_pool)``
+    returns the rows to label next; ``teach(X_new, y_new)`` adds labels and updates the model.
+    With ``budget`` set, ``fit`` instead simulates a whole active-learning run with ``y`` as
+    the oracle, so that ``cross_val_score`` and ``GridSearchCV`` can compare query
+    strategies and models at a fixed labelling budget.
+
+    Parameters
+    ----------
+    estimator : estimator object, default=None
+        The classifier (or Pipeline ending in one). ``None`` means
+        ``LogisticRegression(max_iter=1000)``. It is cloned, never modified.
+    query_strategy : callable, default=None
+        A strategy from :mod:`skal.strategies` or a function
+        ``(learner, X_pool, batch_size) -> indices``. ``None`` means
+        :class:`~skal.strategies.MarginSampling`, or
+        :class:`~skal.strategies.DecisionMargin` for estimators without ``predict_proba``.
+    batch_size : int, default=10
+        Rows selected per query.
+    budget : int, default=None
+        Total number of labels of a simulated run (``n_initial`` included). ``None``: ``fit``
+        trains on the labelled rows instead of simulating.
+    n_initial : int, default=10
+        Size of the initial labelled set of a simulated run.
+    initial_strategy : callable, default=None
+        How a simulated run picks its ``n_initial`` rows, called with an unfitted learner
+        (a cold-start strategy). ``None`` means uniformly at random.
+    missing_label : int, float, str or None, default=-1
+        The value of ``y`` that marks an unlabelled row; ``np.nan`` and ``None`` work too.
+    update : {"refit", "warm_start", "partial_fit"}, default="refit"
+        How the model learns from new labels: refit a fresh clone on all labelled rows, fit
+        the current model again with its ``warm_start`` parameter(s) set, or ``partial_fit``
+        it on the new rows only.
+    random_state : int, RandomState instance or None, default=None
+        Seeds the initial set and the estimator's ``random_state`` parameters left at None.
+    n_jobs : int, default=None
+        Threads for scoring the pool in chunks (``joblib.parallel_config`` applies).
+    chunk_size : int, default=None
+        Rows per scoring chunk; ``None`` follows ``sklearn.set_config(working_memory=...)``,
+        capped at 16,384 rows.
+
+    Attributes
+    ----------
+    estimator_ : estimator object
+        The fitted model.
+    query_strategy_ : callable
+        The strategy in use.
+    classes_ : ndarray of shape (n_classes,)
+        Class labels of the fitted model.
+    X_labeled_ : array-like of shape (n_labels, n_features)
+        The labelled rows the model is trained on.
+    y_labeled_ : ndarray of shape (n_labels,)
+        Their labels.
+    labeled_indices_ : ndarray of shape (n_labels,)
+        Simulated runs only: the rows of ``X`` acquired, in acquisition order.
+    history_ : list of dict
+        One entry per cycle: ``cycle``, ``n_labels``, ``indices`` (rows of ``X`` acquired in
+        the cycle; ``None`` for :meth:`teach`), ``scores`` (their selection scores or None),
+        ``fit_seconds`` and ``query_seconds``. ``pandas.DataFrame(history_)`` tabulates it.
+    n_features_in_ : int
+        Number of features seen during fit.
+    feature_names_in_ : ndarray of shape (n_features_in_,)
+        Names of features seen during fit, when ``X`` has string column names.
+
+    Examples
+    --------
+    >>> from sklearn.datasets import load_iris
+    >>> from sklearn.model_selection import cross_val_score
+    >>> from skal import ActiveLearner
+    >>> from skal.strategies import EntropySampling
+    >>> X, y = load_iris(return_X_y=True)
+    >>> learner = ActiveLearner(query_strategy=EntropySampling(), budget=30, batch_size=5,
+    ...                         random_state=0)
+    >>> cross_val_score(learner, X, y, cv=3).mean() > 0.8
+    np.True_
+    """
+
+    def __init__(
+        self,
+        estimator=None,
+        query_strategy=None,
+        *,
+        batch_size=10,
+        budget=None,
+        n_initial=10,
+        initial_strategy=None,
+        missing_label=-1,
+        update="refit",
+        random_state=None,
+        n_jobs=None,
+        chunk_size=None,
+    ):
+        self.estimator = estimator
+        self.query_strategy = query_strategy
+        self.batch_size = batch_size
+        self.budget = budget
+        self.n_initial = n_initial
+        self.initial_strategy = initial_strategy
+        self.missing_label = missing_label
+        self.update = update
+        self.random_state = random_state
+        self.n_jobs = n_jobs
+        self.chunk_size = chunk_size
+
+    def _configured_estimator(self):
+        return default_estimator() if self.estimator is None else self.estimator
+
+    def _models_for_delegation(self):
+        if hasattr(self, "estimator_"):
+            return [self.estimator_]
+        return [self._configured_estimator()]
+
+    def _default_strategy(self):
+        if hasattr(self._configured_estimator(), "predict_proba"):
+            return MarginSampling()
+        return DecisionMargin()
+
+    def _fit_model(self, X, y):
+        estimator = seed_estimator(
+            clone(self._configured_estimator()), self._model_seed, overwrite=False
+        )
+        if self.update == "warm_start":
+            enable_warm_start(estimator)
+        self.estimator_ = estimator.fit(X, y)
+        self.classes_ = self.estimator_.classes_
+
+    def _update_model(self, X_new, y_new, X_all, y_all):
+        if self.update == "warm_start":
+            self.estimator_.fit(X_all, y_all)
+        else:
+            if not hasattr(self.estimator_, "partial_fit"):
+                raise ValueError(
+                    f"update='partial_fit' needs an estimator with partial_fit; "
+                    f"{type(self.estimator_).__name__} has none."
+                )
+            self.estimator_.partial_fit(X_new, y_new, classes=self.classes_)
+
+    def _predict(self, X):
+        return self.estimator_.predict(X)
+
+    def _predict_proba(self, X):
+        return self.estimator_.predict_proba(X)
+
+    @available_if(_model_has("decision_function"))
+    def decision_function(self, X):
+        """Decision function of the current model.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+
+        Returns
+        -------
+        decision : ndarray of shape (n_samples,) or (n_samples, n_classes)
+        """
+        check_is_fitted(self)
+        return self.estimator_.decision_function(self._check_X(X))
+
+    @available_if(_model_has("predict_proba_samples"))
+    def predict_proba_samples(self, X, **kwargs):
+        """Posterior samples of class probabilities, when the estimator provides them.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_pool, n_features)
+        **kwargs : dict
+            Passed on to the estimator (e.g. ``n_samples`` for MC-dropout networks).
+
+        Returns
+        -------
+        samples : ndarray of shape (n_samples, n_pool, n_classes)
+        """
+        check_is_fitted(self)
+        return self.estimator_.predict_proba_samples(self._check_X(X), **kwargs)
+
+    @available_if(_model_has("transform"))
+    def transform(self, X):
+        """Embed ``X`` with the estimator's ``transform`` (e.g. a network's penultimate layer).
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+
+        Returns
+        -------
+        embedding : ndarray of shape (n_samples, n_components)
+        """
+        check_is_fitted(self)
+        return self.estimator_.transform(self._check_X(X))

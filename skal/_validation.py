@@ -1,0 +1,125 @@
+"""Input checks shared by the learners: unlabelled-row masks, label vectors, row containers."""
+
+import numbers
+
+import numpy as np
+import scipy.sparse as sp
+from sklearn.utils import assert_all_finite
+from sklearn.utils.validation import _num_samples, column_or_1d
+
+
+def _is_nan(value):
+    return isinstance(value, numbers.Real) and value != value
+
+
+def _same_label(value, missing_label):
+    if value is None or isinstance(value, str) != isinstance(missing_label, str):
+        return False
+    return bool(value == missing_label)
+
+
+def missing_mask(y, missing_label):
+    """Boolean mask of the rows of ``y`` whose label equals ``missing_label``.
+
+    ``missing_label`` may be a number (``-1``, as in ``sklearn.semi_supervised``), ``np.nan``
+    (float labels) or ``None`` (object and string labels); NaN matches NaN.
+    """
+    y = np.asarray(y)
+    if missing_label is None:
+        if y.dtype.kind != "O":
+            return np.zeros(y.shape[0], dtype=bool)
+        return np.fromiter((v is None for v in y), dtype=bool, count=y.shape[0])
+    if _is_nan(missing_label):
+        if y.dtype.kind == "f":
+            return np.isnan(y)
+        if y.dtype.kind == "O":
+            return np.fromiter((_is_nan(v) for v in y), dtype=bool, count=y.shape[0])
+        return np.zeros(y.shape[0], dtype=bool)
+    if y.dtype.kind == "O":
+        return np.fromiter(
+            (_same_label(v, missing_label) for v in y), dtype=bool, count=y.shape[0]
+        )
+    if y.dtype.kind in "biuf" and isinstance(missing_label, numbers.Number):
+        return y == missing_label
+    if y.dtype.kind in "US" and isinstance(missing_label, str):
+        return y == missing_label
+    return np.zeros(y.shape[0], dtype=bool)
+
+
+def check_label_vector(y, missing_label, name="y"):
+    """Return ``y`` as a 1-d array and the mask of its unlabelled rows, with clear errors.
+
+    Raises a ``ValueError`` when ``y`` holds ``None`` or NaN that ``missing_label`` does not
+    mark, because those rows would otherwise be trained on as a class of their own or crash
+    deep inside the estimator.
+    """
+    y = column_or_1d(y, warn=True)
+    missing = missing_mask(y, missing_label)
+    labeled = y[~missing]
+    if labeled.dtype.kind == "O":
+        if any(v is None for v in labeled):
+            raise ValueError(
+                f"{name} contains None but missing_label={missing_label!r}; set missing_label=None "
+                "to mark unlabelled rows with None."
+            )
+        if any(_is_nan(v) for v in labeled):
+            raise ValueError(
+                f"{name} contains NaN but missing_label={missing_label!r}; set "
+                "missing_label=np.nan to mark unlabelled rows with NaN."
+            )
+    elif labeled.dtype.kind == "f" and np.isnan(labeled).any():
+        raise ValueError(
+            f"{name} contains NaN but missing_label={missing_label!r}; set missing_label=np.nan "
+            "to mark unlabelled rows with NaN."
+        )
+    return y, missing
+
+
+def as_row_container(X):
+    """Make ``X`` row-indexable without copying arrays or DataFrames.
+
+    Sparse inputs become CSR (COO and DOK cannot be indexed by rows); lists and tuples stay
+    lists, so pipelines that take text keep working.
+    """
+    if sp.issparse(X):
+        return X.tocsr()
+    if hasattr(X, "iloc") or isinstance(X, np.ndarray):
+        return X
+    if isinstance(X, list | tuple):
+        return list(X)
+    return np.asarray(X)
+
+
+def concat_rows(first, second):
+    """Stack the rows of ``second`` below ``first``, keeping ``first``'s container type."""
+    if hasattr(first, "iloc"):
+        import pandas as pd
+
+        if not hasattr(second, "iloc"):
+            second = pd.DataFrame(np.asarray(second), columns=first.columns)
+        return pd.concat([first, second], axis=0)
+    if sp.issparse(first):
+        return sp.vstack([first, sp.csr_matrix(second)], format="csr")
+    if isinstance(first, list):
+        return first + list(second)
+    if hasattr(second, "iloc"):
+        second = second.to_numpy()
+    elif sp.issparse(second):
+        second = second.toarray()
+    return np.concatenate([first, np.asarray(second)], axis=0)
+
+
+def check_finite_numeric(X, name="X"):
+    """Raise a ``ValueError`` if a numeric array or sparse matrix holds NaN or infinity.
+
+    Other inputs (DataFrames, text) are left to the estimator, which knows what it accepts.
+    """
+    values = X.data if sp.issparse(X) else X
+    if isinstance(values, np.ndarray) and values.dtype.kind in "fc":
+        assert_all_finite(values, input_name=name)
+
+
+def check_same_length(X, y, X_name="X", y_name="y"):
+    n_X, n_y = _num_samples(X), _num_samples(y)
+    if n_X != n_y:
+        raise ValueError(f"{X_name} has {n_X} rows but {y_name} has {n_y} labels.")

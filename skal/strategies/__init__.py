@@ -1,0 +1,28 @@
+"""Query strategies: callables ``strategy(learner, X_pool, batch_size) -> indices``.
+
+See :mod:`skal.strategies._base` for the learner <-> strategy protocol.
+"""
+
+from skal.strategies._base import PoolScoringStrategy, QueryStrategy, top_k
+from skal.strategies._committee import ConsensusEntropy, KLDivergence, VoteEntropy
+from skal.strategies._uncertainty import (
+    DecisionMargin,
+    EntropySampling,
+    LeastConfidence,
+    MarginSampling,
+    RandomSampling,
+)
+
+__all__ = [
+    "QueryStrategy",
+    "PoolScoringStrategy",
+    "top_k",
+    "RandomSampling",
+    "LeastConfidence",
+    "MarginSampling",
+    "EntropySampling",
+    "DecisionMargin",
+    "VoteEntropy",
+    "KLDivergence",
+    "ConsensusEntropy",
+]

@@ -1,0 +1,317 @@
+"""The learner <-> query-strategy protocol, in one place.
+
+1. A strategy is called as ``strategy(learner, X_pool, batch_size)`` and returns the indices
+   of ``X_pool`` to label next: unique, most informative first. Plain functions qualify.
+2. Strategy objects are scikit-learn style (``get_params``, ``clone``); ``__call__`` validates
+   once and hands a clean problem to the private ``_select``.
+3. Single-sample strategies implement ``_score_chunk(learner, X_chunk)``; the base class scores
+   the pool in bounded-memory chunks (optionally in parallel) and takes the top ``batch_size``.
+4. A strategy asks the learner only for ``predict_proba``, ``decision_function``,
+   ``predict_proba_samples``, ``transform`` or ``X_labeled_``/``y_labeled_``; a missing one is
+   a ``TypeError`` raised at query time that names it.
+5. Ties break at random from the strategy's ``random_state``.
+"""
+
+import numbers
+import warnings
+from abc import ABCMeta, abstractmethod
+
+import numpy as np
+from joblib import Parallel, delayed
+from sklearn import get_config
+from sklearn.base import BaseEstimator
+from sklearn.utils import check_random_state
+from sklearn.utils.validation import _num_samples
+
+# Upper bound on rows per scoring chunk: large enough for BLAS to run at full speed, small
+# enough that chunk temporaries stay a few percent of a million-row pool.
+_MAX_CHUNK_ROWS = 16384
+
+# What a learner must offer for each kind of request, and how to get it when it is missing.
+_CAPABILITY_HINTS = {
+    "predict_proba": "a classifier with predict_proba (e.g. LogisticRegression, or SVC with "
+    "probability=True)",
+    "decision_function": "a classifier with decision_function (e.g. LinearSVC, SVC)",
+    "predict_proba_samples": "posterior samples: use CommitteeLearner, or an MC-dropout "
+    "network from skal.nets",
+    "transform": "an embedding: a learner whose estimator has transform (e.g. a skal.nets "
+    "network) or features you pass yourself",
+}
+
+
+def require(learner, method, strategy_name):
+    """Return ``learner.method`` or raise a ``TypeError`` that says what is missing.
+
+    Parameters
+    ----------
+    learner : object
+        The learner (or any fitted estimator) handed to the strategy.
+    method : str
+        The name of the method the strategy needs, e.g. ``"predict_proba"``.
+    strategy_name : str
+        The strategy's name, used in the message.
+
+    Returns
+    -------
+    bound_method : callable
+    """
+    func = getattr(learner, method, None)
+    if func is None or not callable(func):
+        hint = _CAPABILITY_HINTS.get(method, f"a {method} method")
+        raise TypeError(
+            f"{strategy_name} needs {method}() from the learner, but "
+            f"{_describe(learner)} has none. It needs {hint}."
+        )
+    return func
+
+
+def _describe(learner):
+    inner = getattr(learner, "estimator_", None) or getattr(learner, "estimator", None)
+    name = type(learner).__name__
+    if inner is not None and not isinstance(inner, list | tuple):
+        return f"{name} wrapping {type(inner).__name__}"
+    return name
+
+
+def check_batch_size(batch_size, n_pool):
+    """Validate ``batch_size`` against a pool of ``n_pool`` rows; return the size to select.
+
+    A batch larger than the pool takes the whole pool with a warning; an empty pool or a
+    non-positive batch size is a ``ValueError``.
+    """
+    if n_pool == 0:
+        raise ValueError("X_pool is empty: there is nothing left to query.")
+    if isinstance(batch_size, bool | np.bool_) or not isinstance(batch_size, numbers.Integral):
+        raise TypeError(f"batch_size must be a positive integer, got {batch_size!r}.")
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be a positive integer, got {batch_size}.")
+    if batch_size > n_pool:
+        warnings.warn(
+            f"batch_size={batch_size} is larger than the pool ({n_pool} rows); "
+            "the whole pool is selected.",
+            UserWarning,
+            stacklevel=3,
+        )
+        return int(n_pool)
+    return int(batch_size)
+
+
+def chunk_slices(n_rows, row_bytes, chunk_size=None):
+    """Row slices that cover ``n_rows`` in chunks of bounded memory.
+
+    Parameters
+    ----------
+    n_rows : int
+    row_bytes : int
+        Estimated bytes of temporaries per row while a chunk is processed.
+    chunk_size : int, default=None
+        Explicit rows per chunk. ``None`` uses scikit-learn's ``working_memory``
+        (``sklearn.set_config``), capped at 16,384 rows.
+
+    Returns
+    -------
+    slices : list of slice
+    """
+    if chunk_size is None:
+        budget = get_config()["working_memory"] * 2**20
+        chunk_size = max(1, min(_MAX_CHUNK_ROWS, int(budget // max(row_bytes, 1))))
+    elif isinstance(chunk_size, bool) or not isinstance(chunk_size, numbers.Integral):
+        raise TypeError(f"chunk_size must be a positive integer or None, got {chunk_size!r}.")
+    elif chunk_size < 1:
+        raise ValueError(f"chunk_size must be a positive integer or None, got {chunk_size}.")
+    return [slice(start, min(start + chunk_size, n_rows)) for start in range(0, n_rows, chunk_size)]
+
+
+def take_rows(X, rows):
+    """Rows of ``X`` (array, sparse matrix, DataFrame or list) selected by a slice or indices."""
+    if hasattr(X, "iloc"):
+        return X.iloc[rows]
+    if isinstance(X, list | tuple):
+        if isinstance(rows, slice):
+            return X[rows]
+        return [X[i] for i in rows]
+    return X[rows]
+
+
+def map_pool_chunks(func, X_pool, *, row_bytes, chunk_size=None, n_jobs=None):
+    """Apply ``func`` to row chunks of ``X_pool`` and concatenate the results along axis 0.
+
+    Chunks run in joblib threads when ``n_jobs`` asks for it (numpy and BLAS release the GIL);
+    an enclosing ``joblib.parallel_config`` (dask, ray, ...) takes precedence.
+    """
+    n_rows = _num_samples(X_pool)
+    slices = chunk_slices(n_rows, row_bytes, chunk_size)
+    if n_jobs in (None, 1) or len(slices) == 1:
+        parts = [func(take_rows(X_pool, s)) for s in slices]
+    else:
+        parts = Parallel(n_jobs=n_jobs, prefer="threads")(
+            delayed(func)(take_rows(X_pool, s)) for s in slices
+        )
+    return np.concatenate(parts, axis=0)
+
+
+def top_k(scores, k, random_state=None):
+    """Indices of the ``k`` highest ``scores``, highest first, ties broken at random.
+
+    Runs in O(n) time with one extra copy of ``scores``: a partition finds the k-th value,
+    everything above it is taken and the remaining places are drawn among the rows equal to it.
+    """
+    scores = np.asarray(scores)
+    if scores.ndim != 1:
+        raise ValueError(f"scores must be 1-dimensional, got shape {scores.shape}.")
+    if np.isnan(scores).any():
+        raise ValueError(
+            "The strategy produced NaN scores; check the learner's predictions for NaN."
+        )
+    n = scores.shape[0]
+    rng = check_random_state(random_state)
+    threshold = np.partition(scores, n - k)[n - k]
+    above = np.flatnonzero(scores > threshold)
+    ties = np.flatnonzero(scores == threshold)
+    chosen = np.concatenate([above, rng.choice(ties, k - above.size, replace=False)])
+    # Highest score first; among equal scores a random order.
+    order = np.lexsort((rng.random(k), -scores[chosen]))
+    return chosen[order].astype(np.intp, copy=False)
+
+
+class QueryStrategy(BaseEstimator, metaclass=ABCMeta):
+    """Base class of query strategies.
+
+    Subclasses implement ``_select(learner, X_pool, batch_size, random_state)`` returning
+    ``(indices, scores)``, where ``scores`` (or ``None``) are the values the indices were
+    chosen by. ``__call__`` validates the request once and returns only the indices.
+    """
+
+    def __call__(self, learner, X_pool, batch_size=1):
+        """Select the rows of ``X_pool`` to label next.
+
+        Parameters
+        ----------
+        learner : estimator
+            A fitted learner, e.g. an :class:`~skal.ActiveLearner`, or any fitted classifier
+            offering what the strategy needs.
+        X_pool : array-like of shape (n_pool, n_features)
+            The unlabelled candidates.
+        batch_size : int, default=1
+            How many rows to select.
+
+        Returns
+        -------
+        indices : ndarray of shape (batch_size,)
+            Unique row indices into ``X_pool``, most informative first.
+        """
+        return self.select(learner, X_pool, batch_size)[0]
+
+    def select(self, learner, X_pool, batch_size=1):
+        """Like calling the strategy, but also return the selection scores.
+
+        Returns
+        -------
+        indices : ndarray of shape (batch_size,)
+        scores : ndarray of shape (batch_size,) or None
+            The values the indices were chosen by (for greedy batch strategies, the gain at
+            the time of the pick); ``None`` when the strategy has no scores (random sampling).
+        """
+        batch_size = check_batch_size(batch_size, _num_samples(X_pool))
+        indices, scores = self._select(learner, X_pool, batch_size, self._random_state())
+        return np.asarray(indices, dtype=np.intp), scores
+
+    def _random_state(self):
+        return check_random_state(getattr(self, "random_state", None))
+
+    @abstractmethod
+    def _select(self, learner, X_pool, batch_size, random_state):
+        """Return ``(indices, scores_or_None)`` for a validated request."""
+
+
+class PoolScoringStrategy(QueryStrategy):
+    """Base class of strategies that score each pool row on its own and take the top batch.
+
+    Subclasses set ``_requires`` (the learner method they call) and implement
+    ``_score_chunk(learner, X_chunk) -> ndarray of shape (n_chunk,)`` where higher means more
+    informative.
+    """
+
+    _requires = "predict_proba"
+
+    def score(self, learner, X_pool):
+        """Informativeness of every row of ``X_pool``; higher is more informative.
+
+        Parameters
+        ----------
+        learner : estimator
+            A fitted learner.
+        X_pool : array-like of shape (n_pool, n_features)
+
+        Returns
+        -------
+        scores : ndarray of shape (n_pool,)
+        """
+        if _num_samples(X_pool) == 0:
+            raise ValueError("X_pool is empty: there is nothing to score.")
+        require(learner, self._requires, type(self).__name__)
+        n_features = _n_columns(X_pool)
+        n_outputs = len(getattr(learner, "classes_", ())) or 16
+        # The chunk itself may be converted to float64 and the per-class outputs are float64.
+        row_bytes = 8 * (n_features + 4 * n_outputs * self._outputs_per_row())
+        return map_pool_chunks(
+            lambda X_chunk: self._score_chunk(learner, X_chunk),
+            X_pool,
+            row_bytes=row_bytes,
+            chunk_size=getattr(learner, "chunk_size", None),
+            n_jobs=getattr(learner, "n_jobs", None),
+        )
+
+    def _outputs_per_row(self):
+        # Per-class values produced per row: one for point predictions, more for samples.
+        return 1
+
+    def _select(self, learner, X_pool, batch_size, random_state):
+        scores = self.score(learner, X_pool)
+        indices = top_k(scores, batch_size, random_state)
+        return indices, scores[indices]
+
+    @abstractmethod
+    def _score_chunk(self, learner, X_chunk):
+        """Scores of the rows of one chunk."""
+
+
+def _n_columns(X):
+    shape = getattr(X, "shape", None)
+    if shape is not None and len(shape) > 1:
+        return int(np.prod(shape[1:]))
+    return 1
+
+
+def select_with_scores(strategy, learner, X_pool, batch_size):
+    """Run any strategy (object or plain function): return ``(indices, scores_or_None)``.
+
+    The indices are checked to be unique integers inside the pool, so a faulty user strategy
+    fails here with a clear message rather than corrupting the labelled set.
+    """
+    n_pool = _num_samples(X_pool)
+    if isinstance(strategy, QueryStrategy):
+        indices, scores = strategy.select(learner, X_pool, batch_size)
+    else:
+        batch_size = check_batch_size(batch_size, n_pool)
+        indices, scores = np.asarray(strategy(learner, X_pool, batch_size)), None
+    name = getattr(strategy, "__name__", type(strategy).__name__)
+    if indices.ndim != 1 or (indices.size and indices.dtype.kind not in "iu"):
+        raise TypeError(f"Query strategy {name} must return a 1-d array of integer indices.")
+    if indices.size and (indices.min() < 0 or indices.max() >= n_pool):
+        raise ValueError(f"Query strategy {name} returned indices outside the pool [0, {n_pool}).")
+    if np.unique(indices).size != indices.size:
+        raise ValueError(f"Query strategy {name} returned duplicate indices.")
+    return indices.astype(np.intp, copy=False), scores
+
+
+def check_query_strategy(strategy, default, name="query_strategy"):
+    """Resolve ``None`` to ``default`` and check the strategy is callable."""
+    if strategy is None:
+        return default
+    if not callable(strategy):
+        raise TypeError(
+            f"{name} must be a query strategy object or a function "
+            f"(learner, X_pool, batch_size) -> indices, got {type(strategy).__name__}."
+        )
+    return strategy
