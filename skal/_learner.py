@@ -121,6 +121,11 @@ class BaseActiveLearner(ClassifierMixin, MetaEstimatorMixin, BaseEstimator, meta
                 f"{type(self).__name__} requires y to be passed, but the target y is None."
             )
         X = as_row_container(X)
+        shape = getattr(X, "shape", None)
+        if shape is not None and len(shape) == 2 and shape[1] == 0:
+            raise ValueError(
+                f"0 feature(s) (shape={tuple(shape)}) while a minimum of 1 is required."
+            )
         validate_data(self, X, skip_check_array=True, reset=True)
         if not self.__sklearn_tags__().input_tags.allow_nan:
             check_finite_numeric(X)
