@@ -186,7 +186,8 @@ class BaseActiveLearner(ClassifierMixin, MetaEstimatorMixin, BaseEstimator, meta
         ----------
         X_new : array-like of shape (n_new, n_features)
         y_new : array-like of shape (n_new,)
-            Their labels: all must be classes seen at ``fit``.
+            Their labels. A class not seen before is learnt by ``update="refit"``; the
+            incremental modes raise a ``ValueError`` for it.
 
         Returns
         -------
@@ -203,11 +204,12 @@ class BaseActiveLearner(ClassifierMixin, MetaEstimatorMixin, BaseEstimator, meta
             )
         check_classification_targets(y_new)
         unseen = np.setdiff1d(np.unique(y_new), self.classes_)
-        if unseen.size:
+        if unseen.size and self.update != "refit":
+            # A refit learns a new class; an incremental update cannot add output units.
             raise ValueError(
-                f"y_new contains labels {unseen.tolist()} that were not among the classes seen "
-                f"at fit {self.classes_.tolist()}. Label at least one row of every class "
-                "before fit."
+                f"y_new contains labels {unseen.tolist()} not among the classes seen at fit "
+                f"{self.classes_.tolist()}; update={self.update!r} cannot add a class. Use "
+                "update='refit', or label a row of every class before fit."
             )
         start = time.perf_counter()
         self.X_labeled_ = concat_rows(self.X_labeled_, X_new)
