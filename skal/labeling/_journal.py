@@ -1,0 +1,370 @@
+"""The SQLite journal of a labelling session: every answer, committed durably before it is
+acknowledged, and nothing but plain data (no pickles), so reopening it never runs code."""
+
+import hashlib
+import json
+import os
+import sqlite3
+import time
+
+import numpy as np
+
+SCHEMA_VERSION = 1
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (
+    key TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS rounds (
+    round INTEGER PRIMARY KEY,
+    time REAL NOT NULL,
+    annotator TEXT NOT NULL,
+    strategy TEXT NOT NULL,
+    trained_through INTEGER NOT NULL,
+    issued_after INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS queries (
+    round INTEGER NOT NULL REFERENCES rounds(round),
+    position INTEGER NOT NULL,
+    sample_id TEXT NOT NULL,
+    score REAL,
+    PRIMARY KEY (round, position)
+);
+CREATE TABLE IF NOT EXISTS answers (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    sample_id TEXT NOT NULL,
+    label TEXT,
+    skipped INTEGER NOT NULL DEFAULT 0 CHECK (skipped IN (0, 1)),
+    annotator TEXT NOT NULL,
+    time REAL NOT NULL,
+    round INTEGER,
+    strategy TEXT,
+    score REAL,
+    undone INTEGER NOT NULL DEFAULT 0 CHECK (undone IN (0, 1)),
+    undone_time REAL,
+    CHECK ((skipped = 1) = (label IS NULL))
+);
+CREATE UNIQUE INDEX IF NOT EXISTS one_live_answer
+    ON answers (sample_id, annotator) WHERE undone = 0;
+"""
+
+
+class JournalError(OSError):
+    """The journal cannot be opened or written (read-only path, disk full, corrupt file).
+
+    Raised before anything is acknowledged: an answer that raised this was not recorded.
+    """
+
+
+class PoolMismatchError(ValueError):
+    """The journal was written for a different pool (its fingerprint does not match)."""
+
+
+class AlreadyAnsweredError(ValueError):
+    """The annotator has already answered this sample (e.g. from a concurrent session)."""
+
+
+def encode_label(label):
+    """JSON text of a label, keeping ints, floats, strings and bools apart."""
+    if isinstance(label, np.generic):
+        label = label.item()
+    if label is not None and not isinstance(label, bool | int | float | str):
+        raise TypeError(
+            f"Labels must be int, float, str or bool to be journalled, got "
+            f"{type(label).__name__}."
+        )
+    return json.dumps(label)
+
+
+def decode_label(text):
+    return None if text is None else json.loads(text)
+
+
+def pool_fingerprint(sample_ids, X_pool):
+    """A SHA-256 digest of the pool's ids (in order) and its data.
+
+    Two pools with the same ids but different feature values, or the same values under other
+    ids, get different fingerprints.
+
+    Parameters
+    ----------
+    sample_ids : sequence of str
+    X_pool : array-like, DataFrame or list
+
+    Returns
+    -------
+    fingerprint : str
+        64 hexadecimal digits.
+    """
+    digest = hashlib.sha256()
+    for sample_id in sample_ids:
+        digest.update(str(sample_id).encode())
+        digest.update(b"\x00")
+    digest.update(b"\x01data\x01")
+    if hasattr(X_pool, "iloc"):
+        from pandas.util import hash_pandas_object
+
+        digest.update(np.asarray(hash_pandas_object(X_pool, index=False)).tobytes())
+        digest.update(repr(list(X_pool.columns)).encode())
+    elif hasattr(X_pool, "tocsr"):
+        X = X_pool.tocsr()
+        for part in (X.data, X.indices, X.indptr, np.asarray(X.shape)):
+            digest.update(np.ascontiguousarray(part).tobytes())
+    else:
+        X = np.asarray(X_pool)
+        if X.dtype.kind == "O":
+            digest.update(repr(X.tolist()).encode())
+        else:
+            digest.update(str((X.dtype.str, X.shape)).encode())
+            digest.update(np.ascontiguousarray(X).tobytes())
+    return digest.hexdigest()
+
+
+class Journal:
+    """An append-only record of queries and answers in one SQLite file.
+
+    WAL mode with ``synchronous=FULL``: once :meth:`add_answer` returns, the answer survives a
+    killed process and a power cut. Several processes may write the same journal; writes are
+    serialised by SQLite's lock (``BEGIN IMMEDIATE``), and one live answer per (sample,
+    annotator) is enforced by a unique index.
+
+    Parameters
+    ----------
+    path : str or path-like
+        The database file; created when missing.
+    timeout : float, default=30.0
+        Seconds to wait for another process's write lock.
+    """
+
+    def __init__(self, path, timeout=30.0):
+        self.path = os.fspath(path)
+        directory = os.path.dirname(os.path.abspath(self.path))
+        if not os.path.isdir(directory):
+            raise FileNotFoundError(f"The journal's directory {directory!r} does not exist.")
+        try:
+            # isolation_level=None: we issue BEGIN/COMMIT ourselves, so nothing is implicit.
+            self._conn = sqlite3.connect(self.path, timeout=timeout, isolation_level=None)
+            mode = self._conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
+            self._conn.execute("PRAGMA synchronous=FULL")
+            self._conn.execute("PRAGMA foreign_keys=ON")
+            self._conn.executescript(_SCHEMA)
+        except sqlite3.DatabaseError as exc:
+            self._close_quietly()
+            raise JournalError(_explain(exc, self.path, "open")) from exc
+        if mode.lower() != "wal":
+            self._close_quietly()
+            raise JournalError(
+                f"Could not put the journal {self.path!r} in WAL mode (got {mode!r}); is it "
+                "on a network file system?"
+            )
+
+    # ------------------------------------------------------------------ lifecycle
+    def close(self):
+        self._close_quietly()
+
+    def _close_quietly(self):
+        conn = getattr(self, "_conn", None)
+        if conn is not None:
+            try:
+                conn.close()
+            except sqlite3.Error:
+                pass
+            self._conn = None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    @property
+    def connection(self):
+        """The underlying ``sqlite3.Connection`` (for pragmas and checks)."""
+        return self._conn
+
+    # ------------------------------------------------------------------ writing
+    def _write(self, what, func):
+        """Run ``func(conn)`` inside one immediate transaction, committed durably."""
+        conn = self._conn
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                result = func(conn)
+                conn.execute("COMMIT")
+            except BaseException:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise
+        except sqlite3.IntegrityError:
+            raise
+        except sqlite3.DatabaseError as exc:
+            raise JournalError(_explain(exc, self.path, what)) from exc
+        return result
+
+    def check_or_set_meta(self, values):
+        """Store ``values`` (a dict of JSON-able) if the journal is new; else return the stored.
+
+        Returns
+        -------
+        stored : dict
+            The meta data after the call.
+        """
+
+        def do(conn):
+            rows = dict(conn.execute("SELECT key, value FROM meta").fetchall())
+            if not rows:
+                conn.executemany(
+                    "INSERT INTO meta (key, value) VALUES (?, ?)",
+                    [(k, json.dumps(v)) for k, v in values.items()],
+                )
+                return dict(values)
+            return {k: json.loads(v) for k, v in rows.items()}
+
+        return self._write("initialise", do)
+
+    def meta(self):
+        rows = self._conn.execute("SELECT key, value FROM meta").fetchall()
+        return {k: json.loads(v) for k, v in rows}
+
+    def add_round(self, annotator, strategy, trained_through, issued_after, sample_ids, scores):
+        """Record a batch handed to an annotator; return its round number.
+
+        ``trained_through`` is the last answer id the proposing model was trained on,
+        ``issued_after`` the last answer id when the batch is handed out.
+        """
+
+        def do(conn):
+            (last,) = conn.execute("SELECT COALESCE(MAX(round), -1) FROM rounds").fetchone()
+            number = last + 1
+            conn.execute(
+                "INSERT INTO rounds (round, time, annotator, strategy, trained_through, "
+                "issued_after) VALUES (?, ?, ?, ?, ?, ?)",
+                (number, time.time(), annotator, strategy, int(trained_through),
+                 int(issued_after)),
+            )
+            conn.executemany(
+                "INSERT INTO queries (round, position, sample_id, score) VALUES (?, ?, ?, ?)",
+                [
+                    (number, pos, sid, None if score is None else float(score))
+                    for pos, (sid, score) in enumerate(zip(sample_ids, scores, strict=True))
+                ],
+            )
+            return number
+
+        return self._write("record a query", do)
+
+    def add_answer(self, sample_id, label, annotator, *, skipped=False, round=None,
+                   strategy=None, score=None):
+        """Commit one answer (a label, or a skip) and return its id.
+
+        Raises
+        ------
+        AlreadyAnsweredError
+            The annotator already has a live answer for this sample.
+        JournalError
+            The write failed (read-only, disk full); nothing was recorded.
+        """
+        text = None if skipped else encode_label(label)
+
+        def do(conn):
+            cursor = conn.execute(
+                "INSERT INTO answers (sample_id, label, skipped, annotator, time, round, "
+                "strategy, score) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (str(sample_id), text, int(bool(skipped)), annotator, time.time(), round,
+                 strategy, None if score is None else float(score)),
+            )
+            return cursor.lastrowid
+
+        try:
+            return self._write("record an answer", do)
+        except sqlite3.IntegrityError as exc:
+            raise AlreadyAnsweredError(
+                f"Annotator {annotator!r} has already answered sample {sample_id!r}; undo "
+                "that answer first to change it."
+            ) from exc
+
+    def undo_last(self, annotator):
+        """Mark the annotator's most recent live answer as undone; return it (or None)."""
+
+        def do(conn):
+            row = conn.execute(
+                "SELECT id, sample_id FROM answers WHERE annotator = ? AND undone = 0 "
+                "ORDER BY id DESC LIMIT 1",
+                (annotator,),
+            ).fetchone()
+            if row is None:
+                return None
+            conn.execute(
+                "UPDATE answers SET undone = 1, undone_time = ? WHERE id = ?",
+                (time.time(), row[0]),
+            )
+            return {"id": row[0], "sample_id": row[1]}
+
+        return self._write("undo an answer", do)
+
+    # ------------------------------------------------------------------ reading
+    def data_version(self):
+        """Changes whenever another connection commits (``PRAGMA data_version``)."""
+        return self._conn.execute("PRAGMA data_version").fetchone()[0]
+
+    def answers(self, include_undone=False):
+        """All answers as dicts, oldest first."""
+        query = (
+            "SELECT id, sample_id, label, skipped, annotator, time, round, strategy, score, "
+            "undone FROM answers"
+        )
+        if not include_undone:
+            query += " WHERE undone = 0"
+        rows = self._conn.execute(query + " ORDER BY id").fetchall()
+        keys = ("id", "sample_id", "label", "skipped", "annotator", "time", "round",
+                "strategy", "score", "undone")
+        out = []
+        for row in rows:
+            record = dict(zip(keys, row, strict=True))
+            record["label"] = decode_label(record["label"])
+            record["skipped"] = bool(record["skipped"])
+            record["undone"] = bool(record["undone"])
+            out.append(record)
+        return out
+
+    def rounds(self):
+        """All rounds as dicts with their queried ``sample_ids`` and ``scores``."""
+        rounds = {
+            r[0]: {"round": r[0], "time": r[1], "annotator": r[2], "strategy": r[3],
+                   "trained_through": r[4], "issued_after": r[5], "sample_ids": [],
+                   "scores": []}
+            for r in self._conn.execute(
+                "SELECT round, time, annotator, strategy, trained_through, issued_after "
+                "FROM rounds ORDER BY round"
+            )
+        }
+        for number, sample_id, score in self._conn.execute(
+            "SELECT round, sample_id, score FROM queries ORDER BY round, position"
+        ):
+            rounds[number]["sample_ids"].append(sample_id)
+            rounds[number]["scores"].append(score)
+        return list(rounds.values())
+
+    def max_answer_id(self):
+        (value,) = self._conn.execute("SELECT COALESCE(MAX(id), 0) FROM answers").fetchone()
+        return value
+
+    def integrity_check(self):
+        """``PRAGMA integrity_check``: ``"ok"`` for a sound file."""
+        return self._conn.execute("PRAGMA integrity_check").fetchone()[0]
+
+
+def _explain(exc, path, what):
+    text = str(exc)
+    if "readonly" in text or "read-only" in text or "unable to open" in text:
+        reason = "the path is not writable (read-only file or directory?)"
+    elif "full" in text:
+        reason = "the disk (or the journal's size limit) is full"
+    elif "not a database" in text or "malformed" in text:
+        reason = "the file is not a skal journal or is corrupt"
+    elif "locked" in text or "busy" in text:
+        reason = "another process held the journal's lock too long"
+    else:
+        reason = text
+    return f"Could not {what} in journal {path!r}: {reason} ({text}). Nothing was recorded."

@@ -1,0 +1,645 @@
+"""LabelingSession: a person (or several) labels a pool while a learner picks the rows, and
+every answer is journalled durably before it is acknowledged."""
+
+import os
+import time
+import warnings
+from collections import namedtuple
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+from sklearn.base import clone
+from sklearn.utils.validation import _num_samples
+
+from skal._learner import ActiveLearner, seed_estimator
+from skal.labeling._aggregate import DawidSkene, majority_vote
+from skal.labeling._journal import (
+    SCHEMA_VERSION,
+    Journal,
+    JournalError,
+    PoolMismatchError,
+    encode_label,
+    pool_fingerprint,
+)
+from skal.strategies._base import take_rows
+
+Query = namedtuple("Query", ["sample_id", "round", "strategy", "score"])
+Query.__doc__ = """One sample proposed to an annotator: its id, the round, and why it was chosen.
+
+``strategy`` names what proposed it (the learner's query strategy, ``"random"`` while the
+labelled set holds fewer than two classes, ``"disagreement"`` or ``"redundancy"`` for samples
+asked again); ``score`` is the value it was chosen by (``None`` without one).
+"""
+
+_AGGREGATIONS = ("majority", "dawid_skene")
+
+
+class UnknownSampleError(KeyError):
+    """A sample id that is not in the session's pool."""
+
+    def __str__(self):
+        return str(self.args[0]) if self.args else ""
+
+
+def _ahead_seed(seed, n_train, n_excluded):
+    # Seeds the cold-start draw from what the batch is computed from, not from when it is
+    # computed, so that an interrupted session proposes what an uninterrupted one would.
+    return int(np.random.SeedSequence([seed, n_train, n_excluded]).generate_state(1)[0])
+
+
+def _propose(learner, X_pool, ids, train_pos, train_y, candidates, batch_size, seed):
+    """Pick ``batch_size`` of the ``candidates`` positions: the pure core of a query round.
+
+    Returns ``(sample_ids, scores, strategy_name)``. Runs in the query-ahead thread, so it
+    touches nothing but its arguments.
+    """
+    k = min(batch_size, candidates.size)
+    if k == 0:
+        return [], [], "none"
+    if np.unique(np.asarray(train_y, dtype=object).astype(str)).size < 2:
+        rng = np.random.RandomState(_ahead_seed(seed, len(train_y), candidates.size))
+        picked = rng.choice(candidates.size, size=k, replace=False)
+        return [ids[p] for p in candidates[picked]], [None] * k, "random"
+    model = seed_estimator(clone(learner), seed, overwrite=False)
+    model.fit(take_rows(X_pool, train_pos), np.asarray(train_y))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        picked, scores = model.query(take_rows(X_pool, candidates), k, return_scores=True)
+    strategy = type(model.query_strategy_).__name__
+    score_list = [None] * k if scores is None else [float(s) for s in scores]
+    return [ids[p] for p in candidates[picked]], score_list, strategy
+
+
+class LabelingSession:
+    """Label a pool by hand, with the learner choosing the rows and a crash-safe journal.
+
+    Every answer (a label or a skip) is committed to a SQLite journal (WAL mode,
+    ``synchronous=FULL``) before :meth:`label` returns, together with the annotator, the time,
+    the round, and the strategy and score that proposed the sample. Opening an existing
+    journal rebuilds the labelled set and the query history from it, so a session killed at
+    any moment resumes where it stopped; it also works for several processes (annotators)
+    sharing one journal. The journal holds plain data only: resuming runs no pickled code.
+
+    Parameters
+    ----------
+    learner : estimator
+        An unfitted :class:`~skal.ActiveLearner` (or ``CommitteeLearner``), or a plain
+        classifier, which is wrapped in ``ActiveLearner``. It is cloned and refitted on the
+        labelled rows each round; ``random_state`` parameters left at ``None`` are seeded
+        from the session's seed so that a resumed session proposes the same rows.
+    X_pool : array-like, sparse matrix or DataFrame of shape (n_samples, n_features)
+        All rows that may be labelled.
+    journal : str or path-like
+        The journal file; created when missing, resumed when present.
+    classes : sequence
+        The label set; any other label is refused.
+    sample_ids : sequence of str or int, default=None
+        Stable ids of the pool's rows (unique; stored as text). ``None`` uses the row numbers
+        ``"0"``, ``"1"``, ...; give real ids if the pool's order may change between runs.
+    annotator : str, default="annotator"
+        Who answers through this session; :meth:`label` may name another.
+    batch_size : int, default=None
+        Rows per round; ``None`` uses the learner's ``batch_size``.
+    query_ahead : bool, default=False
+        Compute round t+1 in a background thread while round t is being labelled, from the
+        labels known when round t was handed out, so the person never waits for a refit.
+    aggregate : {"majority", "dawid_skene"}, default="majority"
+        How several annotators' labels of one sample become the training label.
+    requery_disagreements : bool, default=False
+        Before new samples, offer the annotator samples whose labels disagree and that they
+        have not labelled.
+    labels_per_sample : int, default=1
+        Before new samples, offer samples labelled by fewer annotators than this.
+    random_state : int or None, default=None
+        The session's seed. ``None`` draws one when the journal is created and stores it, so
+        a resumed session uses the same seed; an int must match the stored one.
+    timeout : float, default=30.0
+        Seconds to wait for another process's write lock on the journal.
+
+    Attributes
+    ----------
+    fingerprint_ : str
+        SHA-256 of the pool's ids and data, stored in the journal.
+    classes_ : list
+        The class set.
+    seed_ : int
+        The session's seed.
+
+    Raises
+    ------
+    ValueError
+        An empty pool, duplicate ids, or a class set that differs from the journal's.
+    PoolMismatchError
+        The journal was written for another pool.
+    JournalError
+        The journal cannot be created or written (read-only path, disk full, not a journal).
+
+    Examples
+    --------
+    >>> import numpy as np, tempfile, os
+    >>> from skal.labeling import LabelingSession
+    >>> X = np.random.RandomState(0).normal(size=(50, 2))
+    >>> path = os.path.join(tempfile.mkdtemp(), "journal.sqlite")
+    >>> with LabelingSession(None, X, path, classes=[0, 1], batch_size=2,
+    ...                      random_state=0) as session:
+    ...     for query in session.next_batch():
+    ...         _ = session.label(query.sample_id, int(X[int(query.sample_id), 0] > 0))
+    ...     session.n_labels_
+    2
+    """
+
+    def __init__(
+        self,
+        learner,
+        X_pool,
+        journal,
+        *,
+        classes,
+        sample_ids=None,
+        annotator="annotator",
+        batch_size=None,
+        query_ahead=False,
+        aggregate="majority",
+        requery_disagreements=False,
+        labels_per_sample=1,
+        random_state=None,
+        timeout=30.0,
+    ):
+        n = _num_samples(X_pool)
+        if n == 0:
+            raise ValueError("The pool is empty (0 rows): there is nothing to label.")
+        if sample_ids is None:
+            sample_ids = [str(i) for i in range(n)]
+        sample_ids = [str(s) for s in sample_ids]
+        if len(sample_ids) != n:
+            raise ValueError(f"sample_ids has {len(sample_ids)} ids for a pool of {n} rows.")
+        if len(set(sample_ids)) != n:
+            raise ValueError("sample_ids must be unique; the pool has repeated ids.")
+        classes = [c.item() if isinstance(c, np.generic) else c for c in classes]
+        for c in classes:
+            encode_label(c)
+        if len(set(map(encode_label, classes))) != len(classes) or len(classes) < 2:
+            raise ValueError(f"classes must hold at least two distinct labels, got {classes}.")
+        if aggregate not in _AGGREGATIONS:
+            raise ValueError(f"aggregate must be one of {_AGGREGATIONS}, got {aggregate!r}.")
+        if learner is None or not hasattr(learner, "query"):
+            learner = ActiveLearner(learner)
+        if getattr(learner, "budget", None) is not None:
+            learner = clone(learner).set_params(budget=None)
+        self.learner = learner
+        self.X_pool = X_pool
+        self.sample_ids = sample_ids
+        self.annotator = str(annotator)
+        self.batch_size = int(batch_size or getattr(learner, "batch_size", 10))
+        self.query_ahead = bool(query_ahead)
+        self.aggregate = aggregate
+        self.requery_disagreements = bool(requery_disagreements)
+        self.labels_per_sample = int(labels_per_sample)
+        self._position = {sid: i for i, sid in enumerate(sample_ids)}
+        self.fingerprint_ = pool_fingerprint(sample_ids, X_pool)
+        self._executor = None
+        self._ahead = None
+        self._model = None
+        self._model_key = None
+        self.journal = Journal(journal, timeout=timeout)
+        try:
+            self._init_meta(classes, random_state, n)
+            self._reload()
+            if self.query_ahead:
+                self._resume_ahead()
+        except BaseException:
+            self.close()
+            raise
+
+    # ------------------------------------------------------------------ setup
+    def _init_meta(self, classes, random_state, n):
+        seed = (
+            int(np.random.SeedSequence().generate_state(1)[0])
+            if random_state is None
+            else int(random_state)
+        )
+        meta = self.journal.check_or_set_meta(
+            {
+                "schema_version": SCHEMA_VERSION,
+                "fingerprint": self.fingerprint_,
+                "n_samples": n,
+                "classes": classes,
+                "seed": seed,
+                "created": time.time(),
+            }
+        )
+        if meta.get("schema_version") != SCHEMA_VERSION:
+            raise JournalError(
+                f"Journal {self.journal.path!r} has schema version "
+                f"{meta.get('schema_version')!r}; this skal writes version {SCHEMA_VERSION}."
+            )
+        if meta["fingerprint"] != self.fingerprint_:
+            raise PoolMismatchError(
+                f"Journal {self.journal.path!r} was written for another pool ({meta['n_samples']}"
+                f" rows, fingerprint {meta['fingerprint'][:12]}...) than this one ({n} rows, "
+                f"fingerprint {self.fingerprint_[:12]}...). Use the original pool (same ids, "
+                "same order, same values) or a new journal file."
+            )
+        if [encode_label(c) for c in meta["classes"]] != [encode_label(c) for c in classes]:
+            raise ValueError(
+                f"classes={classes} differ from the journal's classes {meta['classes']}."
+            )
+        if random_state is not None and int(random_state) != meta["seed"]:
+            raise ValueError(
+                f"random_state={random_state} differs from the journal's seed {meta['seed']}; "
+                "pass random_state=None to resume with the stored seed."
+            )
+        self.classes_ = meta["classes"]
+        self.seed_ = int(meta["seed"])
+        self._class_by_text = {encode_label(c): c for c in self.classes_}
+
+    # ------------------------------------------------------------------ state from the journal
+    def _reload(self):
+        """Rebuild every in-memory view from the journal (the single source of truth)."""
+        self._version = self.journal.data_version()
+        self._answers = self.journal.answers()
+        self._rounds = self.journal.rounds()
+        for record in self._answers:
+            if record["sample_id"] not in self._position:
+                raise PoolMismatchError(
+                    f"Journal {self.journal.path!r} holds sample id {record['sample_id']!r}, "
+                    "which is not in this pool."
+                )
+
+    def _sync(self):
+        if self.journal.data_version() != self._version:
+            self._reload()
+
+    def _labels_by_sample(self, through=None):
+        """sample id -> list of (annotator, label) of live labels, in answer order."""
+        out = {}
+        for record in self._answers:
+            if through is not None and record["id"] > through:
+                break
+            if not record["skipped"]:
+                out.setdefault(record["sample_id"], []).append(
+                    (record["annotator"], record["label"])
+                )
+        return out
+
+    def _answered(self, through=None):
+        return {
+            r["sample_id"] for r in self._answers if through is None or r["id"] <= through
+        }
+
+    def _training_set(self, through=None):
+        """Positions and aggregated labels of the labelled samples, in first-label order."""
+        by_sample = self._labels_by_sample(through)
+        if not by_sample:
+            return np.zeros(0, dtype=np.intp), []
+        sids = list(by_sample)
+        annotators = sorted({a for labels in by_sample.values() for a, _ in labels})
+        if len(annotators) == 1:
+            labels = [by_sample[s][-1][1] for s in sids]
+        else:
+            column = {a: j for j, a in enumerate(annotators)}
+            matrix = np.full((len(sids), len(annotators)), -1, dtype=np.intp)
+            for i, s in enumerate(sids):
+                for a, label in by_sample[s]:
+                    matrix[i, column[a]] = self._class_index(label)
+            codes = np.arange(len(self.classes_))
+            if self.aggregate == "dawid_skene":
+                agg = DawidSkene().fit(matrix, classes=codes).labels_
+            else:
+                agg = majority_vote(matrix, classes=codes, random_state=self.seed_)
+            labels = [self.classes_[int(c)] for c in agg]
+        return np.array([self._position[s] for s in sids], dtype=np.intp), labels
+
+    def _class_index(self, label):
+        return list(self._class_by_text).index(encode_label(label))
+
+    # ------------------------------------------------------------------ public state
+    @property
+    def n_labels_(self):
+        """Number of samples with at least one live label."""
+        return len(self._labels_by_sample())
+
+    def labels(self):
+        """The training label of every labelled sample, aggregated across annotators.
+
+        Returns
+        -------
+        labels : dict
+            sample id -> label, in the order samples were first labelled.
+        """
+        positions, labels = self._training_set()
+        return {self.sample_ids[p]: label for p, label in zip(positions, labels, strict=True)}
+
+    def annotations(self):
+        """Every live answer as a list of dicts (``id``, ``sample_id``, ``label``,
+        ``skipped``, ``annotator``, ``time``, ``round``, ``strategy``, ``score``)."""
+        self._sync()
+        return [dict(r) for r in self._answers]
+
+    @property
+    def history_(self):
+        """The query rounds: one dict per round with ``round``, ``time``, ``annotator``,
+        ``strategy``, ``trained_through`` (the last answer id the proposing model saw),
+        ``issued_after`` (the last answer id when it was handed out), ``sample_ids`` and
+        ``scores``."""
+        return [dict(r) for r in self._rounds]
+
+    @property
+    def learner_(self):
+        """The learner refitted on every live label (refitted lazily when labels change)."""
+        self._sync()
+        key = self.journal.max_answer_id(), len(self._answers)
+        if self._model is None or self._model_key != key:
+            positions, labels = self._training_set()
+            if len({encode_label(v) for v in labels}) < 2:
+                raise ValueError(
+                    "The labelled set holds fewer than two classes; label more samples before "
+                    "asking for a model."
+                )
+            model = seed_estimator(clone(self.learner), self.seed_, overwrite=False)
+            self._model = model.fit(take_rows(self.X_pool, positions), np.asarray(labels))
+            self._model_key = key
+        return self._model
+
+    # ------------------------------------------------------------------ queries
+    def pending(self):
+        """The queries of this annotator's latest round that they have not answered yet."""
+        self._sync()
+        mine = [r for r in self._rounds if r["annotator"] == self.annotator]
+        if not mine:
+            return []
+        last = mine[-1]
+        requery = self.requery_disagreements or self.labels_per_sample > 1
+        # Without re-querying, a sample someone else answered meanwhile is no longer pending.
+        done = {
+            r["sample_id"]
+            for r in self._answers
+            if r["annotator"] == self.annotator or not requery
+        }
+        return [
+            Query(sid, last["round"], last["strategy"], score)
+            for sid, score in zip(last["sample_ids"], last["scores"], strict=True)
+            if sid not in done
+        ]
+
+    def next_batch(self):
+        """The samples this annotator should label now, most informative first.
+
+        Unanswered queries of the current round come first; when there are none a new round
+        is proposed and journalled. An empty list means the pool is exhausted.
+
+        Returns
+        -------
+        queries : list of Query
+        """
+        pending = self.pending()
+        if pending:
+            return pending
+        requeries = self._requery_candidates()
+        issued_after = self.journal.max_answer_id()
+        result = None
+        if self._ahead is not None:
+            ahead, self._ahead = self._ahead, None
+            sids, scores, strategy, trained_through = ahead.result()
+            # Another annotator may have answered some of them meanwhile.
+            answered = self._answered()
+            keep = [(s, c) for s, c in zip(sids, scores, strict=True) if s not in answered]
+            if keep:
+                result = [s for s, _ in keep], [c for _, c in keep], strategy, trained_through
+        if result is None:
+            result = self._compute(issued_after)
+        sids, scores, strategy, trained_through = result
+        # Samples asked again (disagreement, redundancy) go first, then new ones.
+        entries = requeries[: self.batch_size]
+        again = {e[0] for e in entries}
+        entries += [(s, c, strategy) for s, c in zip(sids, scores, strict=True) if s not in again]
+        entries = entries[: self.batch_size]
+        if not entries:
+            return []
+        names = {e[2] for e in entries}
+        round_strategy = "+".join(sorted(names)) if len(names) > 1 else entries[0][2]
+        number = self.journal.add_round(
+            self.annotator,
+            round_strategy,
+            trained_through,
+            issued_after,
+            [e[0] for e in entries],
+            [e[1] for e in entries],
+        )
+        self._reload()
+        if self.query_ahead:
+            self._start_ahead(issued_after, [e[0] for e in entries])
+        return [Query(sid, number, name, score) for sid, score, name in entries]
+
+    def _requery_candidates(self):
+        if not (self.requery_disagreements or self.labels_per_sample > 1):
+            return []
+        by_sample = self._labels_by_sample()
+        mine = {r["sample_id"] for r in self._answers if r["annotator"] == self.annotator}
+        disagree, redundant = [], []
+        for sid, labels in by_sample.items():
+            if sid in mine:
+                continue
+            texts = [encode_label(label) for _, label in labels]
+            counts = np.unique(texts, return_counts=True)[1]
+            share = 1.0 - counts.max() / counts.sum()
+            if self.requery_disagreements and share > 0:
+                disagree.append((sid, float(share), "disagreement"))
+            elif len({a for a, _ in labels}) < self.labels_per_sample:
+                redundant.append((sid, None, "redundancy"))
+        disagree.sort(key=lambda e: -e[1])
+        return disagree + redundant
+
+    def _snapshot(self, through, extra_excluded=()):
+        positions, labels = self._training_set(through)
+        excluded = self._answered(through) | set(extra_excluded)
+        candidates = np.array(
+            [i for i, sid in enumerate(self.sample_ids) if sid not in excluded], dtype=np.intp
+        )
+        return positions, labels, candidates
+
+    def _compute(self, through, extra_excluded=()):
+        positions, labels, candidates = self._snapshot(through, extra_excluded)
+        # A serial round excludes everything answered so far, not only up to ``through``.
+        answered = self._answered()
+        candidates = np.array(
+            [p for p in candidates if self.sample_ids[p] not in answered], dtype=np.intp
+        )
+        sids, scores, strategy = _propose(
+            self.learner, self.X_pool, self.sample_ids, positions, labels, candidates,
+            self.batch_size, self.seed_,
+        )
+        return sids, scores, strategy, through
+
+    def _start_ahead(self, through, batch_ids):
+        positions, labels, candidates = self._snapshot(through, batch_ids)
+        if self._executor is None:
+            self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="skal-ahead")
+        args = (self.learner, self.X_pool, self.sample_ids, positions, labels, candidates,
+                self.batch_size, self.seed_)
+
+        def job():
+            return (*_propose(*args), through)
+
+        self._ahead = self._executor.submit(job)
+
+    def _resume_ahead(self):
+        mine = [r for r in self._rounds if r["annotator"] == self.annotator]
+        if mine:
+            last = mine[-1]
+            self._start_ahead(last["issued_after"], last["sample_ids"])
+
+    # ------------------------------------------------------------------ answers
+    def _check_sample(self, sample_id):
+        sid = str(sample_id)
+        if sid not in self._position:
+            raise UnknownSampleError(
+                f"Unknown sample id {sample_id!r}: it is not in this session's pool of "
+                f"{len(self.sample_ids)} rows."
+            )
+        return sid
+
+    def _query_context(self, sid, annotator):
+        for r in reversed(self._rounds):
+            if r["annotator"] == annotator and sid in r["sample_ids"]:
+                pos = r["sample_ids"].index(sid)
+                return r["round"], r["strategy"], r["scores"][pos]
+        return None, None, None
+
+    def label(self, sample_id, label, annotator=None):
+        """Record ``label`` for a sample; return the answer's id once it is durably committed.
+
+        Parameters
+        ----------
+        sample_id : str or int
+            A pool id (any sample, not only queried ones).
+        label : object
+            One of ``classes``.
+        annotator : str, default=None
+            Who gave it; ``None`` means the session's annotator.
+
+        Returns
+        -------
+        answer_id : int
+
+        Raises
+        ------
+        UnknownSampleError
+            ``sample_id`` is not in the pool (a ``KeyError``).
+        ValueError
+            ``label`` is not one of the classes.
+        AlreadyAnsweredError
+            The annotator already answered this sample (undo it first).
+        JournalError
+            The journal could not be written; the label was not recorded.
+        """
+        sid = self._check_sample(sample_id)
+        value = label.item() if isinstance(label, np.generic) else label
+        try:
+            text = encode_label(value)
+        except TypeError:
+            text = None
+        if text not in self._class_by_text:
+            raise ValueError(f"Label {label!r} is not one of the classes {self.classes_}.")
+        return self._answer(sid, self._class_by_text[text], annotator, skipped=False)
+
+    def skip(self, sample_id, annotator=None):
+        """Record that the annotator could not label a sample; it is not proposed again.
+
+        Returns
+        -------
+        answer_id : int
+        """
+        return self._answer(self._check_sample(sample_id), None, annotator, skipped=True)
+
+    def _answer(self, sid, label, annotator, skipped):
+        annotator = self.annotator if annotator is None else str(annotator)
+        self._sync()
+        number, strategy, score = self._query_context(sid, annotator)
+        answer_id = self.journal.add_answer(
+            sid, label, annotator, skipped=skipped, round=number, strategy=strategy, score=score
+        )
+        self._reload()
+        return answer_id
+
+    def undo(self, annotator=None):
+        """Withdraw the annotator's most recent answer (label or skip).
+
+        The sample becomes unanswered again and, if it was in their current round, is proposed
+        again by :meth:`next_batch`.
+
+        Returns
+        -------
+        sample_id : str or None
+            The sample whose answer was withdrawn; ``None`` when there was nothing to undo.
+        """
+        annotator = self.annotator if annotator is None else str(annotator)
+        undone = self.journal.undo_last(annotator)
+        self._reload()
+        return None if undone is None else undone["sample_id"]
+
+    # ------------------------------------------------------------------ checkpoints
+    def save_checkpoint(self, path):
+        """Save the current model with joblib (a pickle), for a fast restart of a large model.
+
+        Resuming never needs it: the journal alone rebuilds the session. Loading a pickle runs
+        code, so load checkpoints only from files you wrote yourself (see
+        :func:`load_checkpoint`). For skorch networks, the estimator's ``save_params`` writes
+        the weights alone, which is safer to exchange.
+        """
+        import joblib
+
+        joblib.dump(
+            {"fingerprint": self.fingerprint_, "trained_through": self.journal.max_answer_id(),
+             "model": self.learner_},
+            path,
+        )
+        return path
+
+    # ------------------------------------------------------------------ lifecycle
+    def close(self):
+        """Stop the query-ahead thread and close the journal. Every answer is already saved."""
+        if self._executor is not None:
+            self._executor.shutdown(wait=True, cancel_futures=True)
+            self._executor = None
+        self._ahead = None
+        if getattr(self, "journal", None) is not None:
+            self.journal.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+def load_checkpoint(path, *, trusted=False, session=None):
+    """Load a model saved by :meth:`LabelingSession.save_checkpoint`.
+
+    Parameters
+    ----------
+    path : str or path-like
+    trusted : bool, default=False
+        Must be True: a checkpoint is a pickle, and unpickling a file from someone else can
+        run arbitrary code. Set it only for files you wrote yourself.
+    session : LabelingSession, default=None
+        When given, check that the checkpoint was saved for the same pool.
+
+    Returns
+    -------
+    model : estimator
+    """
+    if not trusted:
+        raise ValueError(
+            "Checkpoints are pickles and loading one can run arbitrary code; pass "
+            "trusted=True only for a file you saved yourself. The journal alone is enough to "
+            "resume a session."
+        )
+    import joblib
+
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"No checkpoint at {os.fspath(path)!r}.")
+    content = joblib.load(path)
+    if session is not None and content["fingerprint"] != session.fingerprint_:
+        raise PoolMismatchError("The checkpoint was saved for another pool.")
+    return content["model"]
