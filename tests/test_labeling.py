@@ -1,0 +1,464 @@
+"""Labelling sessions: durability under SIGKILL, concurrent writers, bad input, resume, and
+aggregation of several annotators."""
+
+import os
+import random
+import signal
+import sqlite3
+import subprocess
+import sys
+import textwrap
+import time
+
+import numpy as np
+import pytest
+from sklearn.datasets import make_classification
+from sklearn.linear_model import LogisticRegression
+
+from skal import ActiveLearner
+from skal.labeling import (
+    AlreadyAnsweredError,
+    DawidSkene,
+    Journal,
+    JournalError,
+    LabelingSession,
+    PoolMismatchError,
+    UnknownSampleError,
+    disagreement,
+    load_checkpoint,
+    majority_vote,
+)
+from skal.strategies import EntropySampling
+
+X, Y = make_classification(
+    n_samples=400, n_features=6, n_informative=4, n_classes=3, random_state=0
+)
+IDS = [f"row-{i:04d}" for i in range(len(Y))]
+ORACLE = dict(zip(IDS, Y.tolist(), strict=True))
+CLASSES = [0, 1, 2]
+
+
+def open_session(path, **kwargs):
+    params = dict(classes=CLASSES, sample_ids=IDS, batch_size=5, random_state=0)
+    params.update(kwargs)
+    learner = params.pop("learner", ActiveLearner(LogisticRegression(max_iter=200)))
+    return LabelingSession(learner, X, path, **params)
+
+
+def label_rounds(session, n_rounds):
+    """Answer ``n_rounds`` batches with the oracle; return the batches' ids."""
+    batches = []
+    for _ in range(n_rounds):
+        batch = session.next_batch()
+        batches.append([q.sample_id for q in batch])
+        for query in batch:
+            session.label(query.sample_id, ORACLE[query.sample_id])
+    return batches
+
+
+def live_labels(path):
+    with Journal(path) as journal:
+        assert journal.integrity_check() == "ok"
+        return {(a["sample_id"], a["annotator"]): a["label"] for a in journal.answers()}
+
+
+# ---------------------------------------------------------------------- durability
+def _fork_labeller(path, wfd, query_ahead):
+    """In a forked child: label through the session, acknowledging each committed label."""
+    try:
+        with open_session(path, query_ahead=query_ahead) as session:
+            while True:
+                batch = session.next_batch()
+                if not batch:
+                    break
+                for query in batch:
+                    session.label(query.sample_id, ORACLE[query.sample_id])
+                    os.write(wfd, f"{query.sample_id} {ORACLE[query.sample_id]}\n".encode())
+    finally:
+        os._exit(0)
+
+
+def _kill_child_after(path, delay, query_ahead=False):
+    """Fork a labeller, SIGKILL it after ``delay`` seconds, return the labels it acked."""
+    rfd, wfd = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - the child
+        os.close(rfd)
+        _fork_labeller(path, wfd, query_ahead)
+    os.close(wfd)
+    time.sleep(delay)
+    os.kill(pid, signal.SIGKILL)
+    os.waitpid(pid, 0)
+    chunks = []
+    while chunk := os.read(rfd, 65536):
+        chunks.append(chunk)
+    os.close(rfd)
+    acked = {}
+    for line in b"".join(chunks).decode().splitlines():
+        sid, label = line.split()
+        acked[sid] = int(label)
+    return acked
+
+
+def test_sigkill_at_random_moments_loses_no_acknowledged_label(tmp_path):
+    path = tmp_path / "journal.sqlite"
+    rng = random.Random(0)
+    all_acked = {}
+    n_kills = 40
+    for i in range(n_kills):
+        acked = _kill_child_after(path, rng.uniform(0.02, 0.5), query_ahead=i % 2 == 1)
+        all_acked.update(acked)
+        stored = live_labels(path)  # also PRAGMA integrity_check
+        for sid, label in all_acked.items():
+            assert stored[(sid, "annotator")] == label, f"acknowledged label of {sid} lost"
+    assert len(all_acked) > n_kills  # the children did get to write
+    # Reopening rebuilds the labelled set exactly and refits on it.
+    with open_session(path) as session:
+        assert session.labels() == {sid: ORACLE[sid] for sid in session.labels()}
+        assert set(all_acked) <= set(session.labels())
+        assert session.learner_.n_labels_ == session.n_labels_
+
+
+_CONCURRENT_CHILD = textwrap.dedent(
+    """
+    import sys
+    sys.path.insert(0, {tests!r})
+    from test_labeling import open_session, ORACLE
+    from skal.labeling import AlreadyAnsweredError
+    with open_session({path!r}, batch_size=4) as session:
+        n = 0
+        while n < 32:
+            batch = session.next_batch()
+            if not batch:
+                break
+            for query in batch:
+                try:
+                    session.label(query.sample_id, ORACLE[query.sample_id])
+                except AlreadyAnsweredError:
+                    print("DUP", query.sample_id, flush=True)
+                    continue
+                print("ACK", query.sample_id, flush=True)
+                n += 1
+    """
+)
+
+
+def test_two_processes_labelling_one_journal_lose_nothing(tmp_path):
+    path = str(tmp_path / "journal.sqlite")
+    open_session(path).close()  # create it, so both children see the same journal
+    script = _CONCURRENT_CHILD.format(tests=os.path.dirname(__file__), path=path)
+    children = [
+        subprocess.Popen(
+            [sys.executable, "-c", script], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(2)
+    ]
+    acked = []
+    for child in children:
+        out, err = child.communicate(timeout=120)
+        assert child.returncode == 0, err
+        acked += [line.split()[1] for line in out.splitlines() if line.startswith("ACK")]
+    assert len(acked) == 64
+    assert len(set(acked)) == len(acked), "one sample labelled twice by the same annotator"
+    with Journal(path) as journal:
+        assert journal.integrity_check() == "ok"
+        answers = journal.answers(include_undone=True)
+    ids = [a["id"] for a in answers]
+    assert len(set(ids)) == len(ids)
+    assert sorted(a["sample_id"] for a in answers) == sorted(acked)
+
+
+# ---------------------------------------------------------------------- resume
+@pytest.mark.parametrize("query_ahead", [False, True])
+def test_resume_gives_the_same_queries_as_an_uninterrupted_run(tmp_path, query_ahead):
+    with open_session(tmp_path / "straight.sqlite", query_ahead=query_ahead) as session:
+        straight = label_rounds(session, 8)
+        straight_next = [q.sample_id for q in session.next_batch()]
+    # Interrupted twice: once cleanly mid-batch, once abandoned without close().
+    path = tmp_path / "interrupted.sqlite"
+    session = open_session(path, query_ahead=query_ahead)
+    label_rounds(session, 3)
+    batch = session.next_batch()
+    session.label(batch[0].sample_id, ORACLE[batch[0].sample_id])
+    session.close()
+    session = open_session(path, query_ahead=query_ahead, random_state=None)
+    assert [q.sample_id for q in session.next_batch()] == straight[3][1:]
+    label_rounds(session, 3)
+    del session  # abandoned, as by a crash: only the journal survives
+    with open_session(path, query_ahead=query_ahead) as session:
+        label_rounds(session, 2)
+        resumed_next = [q.sample_id for q in session.next_batch()]
+        assert [r["sample_ids"] for r in session.history_][:8] == straight
+    assert resumed_next == straight_next
+
+
+def test_resume_after_sigkill_gives_the_same_history(tmp_path):
+    with open_session(tmp_path / "straight.sqlite") as session:
+        straight = label_rounds(session, 10)
+    path = tmp_path / "killed.sqlite"
+    _kill_child_after(path, 0.5)
+    with open_session(path) as session:
+        while len(session.history_) < 10 or session.pending():
+            batch = session.next_batch()
+            for query in batch:
+                session.label(query.sample_id, ORACLE[query.sample_id])
+        assert [r["sample_ids"] for r in session.history_][:10] == straight
+
+
+def test_reopening_rebuilds_labels_history_and_model(tmp_path):
+    path = tmp_path / "j.sqlite"
+    with open_session(path) as session:
+        label_rounds(session, 4)
+        session.skip(session.next_batch()[0].sample_id)
+        labels, history = session.labels(), session.history_
+        proba = session.learner_.predict_proba(X[:5])
+    with open_session(path) as session:
+        assert session.labels() == labels
+        assert session.history_ == history
+        np.testing.assert_allclose(session.learner_.predict_proba(X[:5]), proba)
+        assert len(session.pending()) == 4
+
+
+def test_the_journal_holds_plain_data_only(tmp_path):
+    path = tmp_path / "j.sqlite"
+    with open_session(path) as session:
+        label_rounds(session, 3)
+    conn = sqlite3.connect(path)
+    for table, column in [("answers", "label"), ("meta", "value"), ("queries", "sample_id")]:
+        kinds = {k for (k,) in conn.execute(f"SELECT DISTINCT typeof({column}) FROM {table}")}
+        assert kinds <= {"text", "null"}
+    assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    row = conn.execute(
+        "SELECT sample_id, annotator, round, strategy, score FROM answers WHERE round = 2"
+    ).fetchone()
+    assert row[1] == "annotator" and row[2] == 2 and row[3] == "MarginSampling"
+    assert row[4] is not None
+    conn.close()
+
+
+# ---------------------------------------------------------------------- bad input
+def test_unknown_sample_id_is_one_clear_error(tmp_path):
+    with open_session(tmp_path / "j.sqlite") as session:
+        label_rounds(session, 1)
+        before = session.labels()
+        with pytest.raises(UnknownSampleError, match="Unknown sample id 'row-9999'"):
+            session.label("row-9999", 0)
+        with pytest.raises(KeyError):
+            session.skip(3)
+        assert session.labels() == before
+
+
+def test_label_outside_the_class_set_is_refused(tmp_path):
+    with open_session(tmp_path / "j.sqlite") as session:
+        label_rounds(session, 1)
+        before = session.labels()
+        for bad in (3, "0", None, [0]):
+            with pytest.raises(ValueError, match="not one of the classes"):
+                session.label(IDS[-1], bad)
+        assert session.labels() == before
+    assert len(live_labels(tmp_path / "j.sqlite")) == 5
+
+
+def test_a_journal_from_another_pool_is_detected(tmp_path):
+    path = tmp_path / "j.sqlite"
+    with open_session(path) as session:
+        label_rounds(session, 1)
+    X_other = X.copy()
+    X_other[7, 2] += 1e-9
+    for kwargs in ({}, {"sample_ids": IDS[::-1]}):
+        with pytest.raises(PoolMismatchError, match="another pool"):
+            LabelingSession(None, X_other if not kwargs else X, path, classes=CLASSES,
+                            **({"sample_ids": IDS} | kwargs))
+    with pytest.raises(ValueError, match="differ from the journal"):
+        open_session(path, classes=[0, 1, 2, 3])
+    assert len(live_labels(path)) == 5
+
+
+def test_a_file_that_is_not_a_journal_is_refused(tmp_path):
+    path = tmp_path / "notes.txt"
+    path.write_text("not a database " * 100)
+    with pytest.raises(JournalError, match="not a skal journal"):
+        open_session(path)
+
+
+def _make_read_only(directory):
+    os.chmod(directory, 0o555)
+    if os.geteuid() == 0:  # root ignores permissions; the immutable flag still binds it
+        subprocess.run(["chattr", "+i", str(directory)], capture_output=True)
+    try:
+        (directory / "probe").touch()
+    except OSError:
+        return
+    os.remove(directory / "probe")
+    _make_writable(directory)
+    pytest.skip("cannot make a read-only directory here")
+
+
+def _make_writable(directory):
+    if os.geteuid() == 0:
+        subprocess.run(["chattr", "-i", str(directory)], capture_output=True)
+    os.chmod(directory, 0o755)
+
+
+def test_read_only_directory_is_one_clear_error_and_loses_nothing(tmp_path):
+    directory = tmp_path / "ro"
+    directory.mkdir()
+    existing = directory / "old.sqlite"
+    with open_session(existing) as session:
+        label_rounds(session, 2)
+    before = live_labels(existing)
+    _make_read_only(directory)
+    try:
+        with pytest.raises(JournalError, match="not writable"):
+            open_session(directory / "new.sqlite")
+        with pytest.raises(JournalError, match="Nothing was recorded"):
+            open_session(existing)
+        with pytest.raises(FileNotFoundError, match="does not exist"):
+            open_session(tmp_path / "missing" / "j.sqlite")
+    finally:
+        _make_writable(directory)
+    assert live_labels(existing) == before
+
+
+def test_full_disk_is_one_clear_error_and_loses_nothing(tmp_path):
+    path = tmp_path / "j.sqlite"
+    session = open_session(path)
+    conn = session.journal.connection
+    (pages,) = conn.execute("PRAGMA page_count").fetchone()
+    # Simulate a full disk: the database may not grow beyond its current size.
+    conn.execute(f"PRAGMA max_page_count = {pages + 4}")
+    acked = []
+    with pytest.raises(JournalError, match="full"):
+        for sid in IDS:
+            session.label(sid, ORACLE[sid], annotator="x" * 2000)
+            acked.append(sid)
+    assert acked  # some fitted before the limit
+    assert set(session.labels()) == set(acked)
+    session.close()
+    assert {sid for sid, _ in live_labels(path)} == set(acked)
+
+
+def test_empty_pool_is_one_clear_error(tmp_path):
+    with pytest.raises(ValueError, match="pool is empty"):
+        LabelingSession(None, np.zeros((0, 3)), tmp_path / "j.sqlite", classes=[0, 1])
+    with pytest.raises(ValueError, match="unique"):
+        LabelingSession(None, X[:3], tmp_path / "k.sqlite", classes=[0, 1],
+                        sample_ids=["a", "a", "b"])
+
+
+def test_exhausted_pool_gives_an_empty_batch(tmp_path):
+    with LabelingSession(None, X[:7], tmp_path / "j.sqlite", classes=CLASSES,
+                         batch_size=3, random_state=0) as session:
+        rounds = 0
+        while batch := session.next_batch():
+            rounds += 1
+            for query in batch:
+                session.label(query.sample_id, int(Y[int(query.sample_id)]))
+        assert rounds == 3 and session.n_labels_ == 7
+
+
+# ---------------------------------------------------------------------- answers
+def test_skip_and_undo(tmp_path):
+    with open_session(tmp_path / "j.sqlite") as session:
+        first, second, *_ = session.next_batch()
+        session.label(first.sample_id, 0)
+        session.skip(second.sample_id)
+        assert session.undo() == second.sample_id
+        assert session.undo() == first.sample_id
+        assert session.undo() is None
+        assert [q.sample_id for q in session.next_batch()][:2] == [
+            first.sample_id, second.sample_id]
+        session.label(first.sample_id, 1)
+        with pytest.raises(AlreadyAnsweredError):
+            session.label(first.sample_id, 2)
+        assert session.labels() == {first.sample_id: 1}
+
+
+def test_query_ahead_proposes_while_a_batch_is_labelled(tmp_path):
+    with open_session(tmp_path / "j.sqlite", query_ahead=True,
+                      learner=ActiveLearner(query_strategy=EntropySampling())) as session:
+        label_rounds(session, 3)
+        assert session._ahead is not None  # round 4 is being computed already
+        batch = session.next_batch()
+        history = session.history_
+        assert history[-1]["trained_through"] < history[-1]["issued_after"]
+        assert history[-1]["strategy"] == "EntropySampling"
+        assert not set(q.sample_id for q in batch) & set(session.labels())
+
+
+def test_checkpoints_need_explicit_trust(tmp_path):
+    with open_session(tmp_path / "j.sqlite") as session:
+        label_rounds(session, 3)
+        path = session.save_checkpoint(tmp_path / "model.joblib")
+        with pytest.raises(ValueError, match="arbitrary code"):
+            load_checkpoint(path)
+        model = load_checkpoint(path, trusted=True, session=session)
+        np.testing.assert_allclose(model.predict_proba(X[:3]),
+                                   session.learner_.predict_proba(X[:3]))
+
+
+# ---------------------------------------------------------------------- several annotators
+def simulate_annotators(confusions, truth, rng, missing=0.2):
+    labels = np.array([
+        [rng.choice(len(c), p=c[k]) for c in confusions] for k in truth
+    ])
+    labels[rng.random(labels.shape) < missing] = -1
+    return labels
+
+
+def test_dawid_skene_recovers_known_confusion_matrices():
+    rng = np.random.default_rng(0)
+    truth = rng.choice(3, size=3000, p=[0.5, 0.3, 0.2])
+    confusions = np.array([
+        np.eye(3) * 0.85 + 0.05,
+        np.eye(3) * 0.45 + 0.5 / 3 + 0.0 * np.ones(3),
+        [[0.5, 0.5, 0.0], [0.1, 0.8, 0.1], [0.3, 0.3, 0.4]],
+        [[0.9, 0.05, 0.05], [0.3, 0.6, 0.1], [0.0, 0.2, 0.8]],
+        np.full((3, 3), 1 / 3),  # a spammer
+    ])
+    confusions = confusions / confusions.sum(axis=2, keepdims=True)
+    labels = simulate_annotators(confusions, truth, rng)
+    model = DawidSkene().fit(labels)
+    assert np.abs(model.confusion_ - confusions).max() < 0.06
+    np.testing.assert_allclose(model.priors_, [0.5, 0.3, 0.2], atol=0.03)
+    np.testing.assert_allclose(model.posterior_.sum(axis=1), 1.0)
+    vote = majority_vote(labels, random_state=0)
+    assert (model.labels_ == truth).mean() > (vote == truth).mean() + 0.03
+
+
+def test_majority_vote_and_disagreement_by_hand():
+    labels = np.array([["a", "a", "b"], ["b", None, "b"], [None, None, None]], dtype=object)
+    assert majority_vote(labels, missing_label=None).tolist() == ["a", "b", None]
+    np.testing.assert_allclose(disagreement(labels, missing_label=None), [1 / 3, 0, 0])
+    with pytest.raises(ValueError, match="not among the classes"):
+        majority_vote([[0, 5]], classes=[0, 1])
+
+
+def test_several_annotators_requery_disagreements(tmp_path):
+    path = tmp_path / "j.sqlite"
+    alice = open_session(path, annotator="alice", labels_per_sample=2,
+                         requery_disagreements=True)
+    bob = open_session(path, annotator="bob", labels_per_sample=2,
+                       requery_disagreements=True)
+    batch = alice.next_batch()
+    for q in batch:
+        alice.label(q.sample_id, ORACLE[q.sample_id])
+    # Bob is asked for alice's samples first (redundancy), and disagrees on one.
+    bob_batch = bob.next_batch()
+    assert [q.sample_id for q in bob_batch] == [q.sample_id for q in batch]
+    assert {q.strategy for q in bob_batch} == {"redundancy"}
+    bob.label(batch[0].sample_id, (ORACLE[batch[0].sample_id] + 1) % 3)
+    for q in bob_batch[1:]:
+        bob.label(q.sample_id, ORACLE[q.sample_id])
+    carol = open_session(path, annotator="carol", requery_disagreements=True)
+    first = carol.next_batch()[0]
+    assert first.sample_id == batch[0].sample_id and first.strategy == "disagreement"
+    assert first.score == pytest.approx(0.5)
+    carol.label(first.sample_id, ORACLE[first.sample_id])
+    assert alice.labels()[first.sample_id] == ORACLE[first.sample_id]  # 2 votes to 1
+    assert len(alice.annotations()) == 11
+    for s in (alice, bob, carol):
+        s.close()
+    with open_session(path, aggregate="dawid_skene") as session:
+        assert set(session.labels()) == {q.sample_id for q in batch}
