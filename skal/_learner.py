@@ -139,7 +139,7 @@ class BaseActiveLearner(ClassifierMixin, MetaEstimatorMixin, BaseEstimator, meta
         check_classification_targets(y[labeled])
         self._check_params()
         rng = check_random_state(self.random_state)
-        self._model_seed = int(rng.randint(_MAX_SEED))
+        self._model_seed, self._strategy_seed = (int(s) for s in rng.randint(_MAX_SEED, size=2))
         self.query_strategy_ = self._resolve_strategy(self.query_strategy, self._default_strategy())
         self.history_ = []
         if self.budget is None:
@@ -306,7 +306,11 @@ class BaseActiveLearner(ClassifierMixin, MetaEstimatorMixin, BaseEstimator, meta
 
     def _resolve_strategy(self, strategy, default, name="query_strategy"):
         strategy = check_query_strategy(strategy, default, name)
-        return clone(strategy) if isinstance(strategy, BaseEstimator) else strategy
+        if not isinstance(strategy, BaseEstimator):
+            return strategy
+        # A strategy left unseeded draws its tie-breaks from the learner's seed, so that the
+        # same learner random_state gives the same run.
+        return seed_estimator(clone(strategy), self._strategy_seed, overwrite=False)
 
     def _check_X(self, X, name="X"):
         X = as_row_container(X)
@@ -381,7 +385,9 @@ class BaseActiveLearner(ClassifierMixin, MetaEstimatorMixin, BaseEstimator, meta
         picked, scores = select_with_scores(
             initial_strategy, self, take_rows(X, available), min(self.n_initial, budget)
         )
-        acquired = available[picked]
+        acquired = self._ensure_two_classes(available[picked], available, y, budget, rng)
+        if scores is not None and scores.size < acquired.size:
+            scores = np.concatenate([scores, np.full(acquired.size - scores.size, np.nan)])
         self._record_fit(X, y, acquired, time.perf_counter() - start, scores)
 
         in_pool = np.zeros(_num_samples(y), dtype=bool)
@@ -406,6 +412,26 @@ class BaseActiveLearner(ClassifierMixin, MetaEstimatorMixin, BaseEstimator, meta
                 self._history_row(new, scores, time.perf_counter() - start, query_seconds)
             )
         self.labeled_indices_ = acquired
+
+    def _ensure_two_classes(self, acquired, available, y, budget, rng):
+        """Extend a one-class initial set with random rows until a second class appears.
+
+        This is what a person does at a cold start; the extra rows count toward the budget.
+        """
+        if np.unique(y[acquired]).size > 1:
+            return acquired
+        rest = rng.permutation(np.setdiff1d(available, acquired))
+        other = np.flatnonzero(y[rest] != y[acquired[0]])
+        if other.size == 0:
+            self._check_single_class(y[acquired], "The oracle's labels")
+        extra = rest[: other[0] + 1]
+        if acquired.size + extra.size > budget:
+            raise ValueError(
+                f"The initial labelled set contains only one class ({y[acquired[0]]!r}) and "
+                f"budget={budget} ran out before a random row of another class was found. "
+                "Increase budget or n_initial."
+            )
+        return np.concatenate([acquired, extra])
 
     def _inner_tags(self):
         return [get_tags(model) for model in self._models_for_delegation()]
