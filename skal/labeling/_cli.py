@@ -1,0 +1,203 @@
+"""``skal label``: label a CSV or ``.npy`` pool in the terminal, one key per class, with every
+answer journalled before it is acknowledged, so ``--resume`` continues after any crash."""
+
+import csv
+import os
+import sys
+
+import numpy as np
+
+from skal.labeling._journal import JournalError
+from skal.labeling._session import LabelingSession
+
+_RESERVED = {"s": "skip", "u": "undo", "q": "quit", "?": "help"}
+_RAMP = " .:-=+*#%@"
+_DEFAULT_KEYS = "123456789abcdefghijklmnoprtvwxyz"
+
+
+def add_arguments(parser):
+    parser.add_argument("pool", help="the pool: a CSV file with a header, or a .npy array")
+    parser.add_argument("--journal", required=True, help="the SQLite journal file")
+    parser.add_argument(
+        "--classes", required=True, help="comma-separated class names, e.g. cat,dog"
+    )
+    parser.add_argument(
+        "--keys", default=None,
+        help="one key per class, in order (default 1, 2, 3, ...); s, u, q and ? are reserved",
+    )
+    parser.add_argument(
+        "--id-column", default=None,
+        help="CSV column holding stable sample ids (default: 'id' if present, else the row "
+        "number)",
+    )
+    parser.add_argument("--annotator", default=os.environ.get("USER", "annotator"))
+    parser.add_argument("--batch-size", type=int, default=5)
+    parser.add_argument("--seed", type=int, default=None, help="the session's seed")
+    parser.add_argument(
+        "--resume", action="store_true",
+        help="continue an existing journal (required when the journal exists)",
+    )
+    parser.add_argument(
+        "--query-ahead", action="store_true",
+        help="propose the next batch in the background while you label",
+    )
+
+
+def load_pool(path, id_column=None):
+    """Read a pool: ``(X, sample_ids, show)`` where ``show(i)`` renders row i as text."""
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"No pool file at {path!r}.")
+    if path.endswith(".npy"):
+        data = np.load(path, allow_pickle=False)
+        if data.ndim < 2:
+            raise ValueError(f"{path!r} must hold one sample per row (ndim >= 2).")
+        X = data.reshape(data.shape[0], -1).astype(np.float64)
+        ids = [str(i) for i in range(data.shape[0])]
+        image = data.ndim >= 3
+
+        def show(i):
+            if image:
+                return text_preview(data[i])
+            return "  ".join(f"{v:.4g}" for v in data[i][:20])
+
+        return X, ids, show
+    with open(path, newline="") as handle:
+        rows = list(csv.reader(handle))
+    if not rows:
+        raise ValueError(f"{path!r} is empty; a CSV pool needs a header and rows.")
+    header, body = rows[0], [r for r in rows[1:] if r]
+    if not body:
+        raise ValueError(f"The pool is empty: {path!r} has a header but no rows.")
+    if id_column is None and "id" in header:
+        id_column = "id"
+    if id_column is not None and id_column not in header:
+        raise ValueError(f"--id-column {id_column!r} is not a column of {path!r}: {header}.")
+    id_at = None if id_column is None else header.index(id_column)
+    numeric = []
+    for j, name in enumerate(header):
+        if j == id_at:
+            continue
+        try:
+            [float(r[j]) for r in body]
+        except (ValueError, IndexError):
+            continue
+        numeric.append(j)
+    if not numeric:
+        raise ValueError(f"{path!r} has no numeric column to learn from.")
+    X = np.array([[float(r[j]) for j in numeric] for r in body]).reshape(len(body), -1)
+    ids = [r[id_at] for r in body] if id_at is not None else [str(i) for i in range(len(body))]
+
+    def show(i):
+        return "\n".join(f"  {name:>16} : {value}" for name, value in zip(header, body[i],
+                                                                         strict=False))
+
+    return X, ids, show
+
+
+def text_preview(image, max_width=32, max_height=16):
+    """A small text rendering of a 2-d (or 2-d with channels) image, darkest as blank."""
+    image = np.asarray(image, dtype=np.float64)
+    if image.ndim == 3:
+        image = image.mean(axis=-1 if image.shape[-1] <= 4 else 0)
+    h, w = image.shape[:2]
+    step_y, step_x = max(1, -(-h // max_height)), max(1, -(-w // max_width))
+    rows = []
+    low, high = float(image.min()), float(image.max())
+    scale = (high - low) or 1.0
+    for y in range(0, h, step_y):
+        cells = []
+        for x in range(0, w, step_x):
+            value = (image[y:y + step_y, x:x + step_x].mean() - low) / scale
+            cells.append(_RAMP[min(len(_RAMP) - 1, int(value * len(_RAMP)))] * 2)
+        rows.append("  |" + "".join(cells) + "|")
+    return "\n".join(rows)
+
+
+def _key_map(classes, keys):
+    keys = list(keys) if keys else list(_DEFAULT_KEYS[: len(classes)])
+    if len(keys) != len(classes):
+        raise ValueError(f"--keys gives {len(keys)} keys for {len(classes)} classes.")
+    if len(set(keys)) != len(keys) or set(keys) & set(_RESERVED):
+        raise ValueError(f"--keys must be distinct and avoid the reserved keys {sorted(_RESERVED)}.")
+    return dict(zip(keys, classes, strict=True))
+
+
+def run(args):
+    classes = [c.strip() for c in args.classes.split(",") if c.strip()]
+    keymap = _key_map(classes, args.keys)
+    exists = os.path.exists(args.journal) and os.path.getsize(args.journal) > 0
+    if exists and not args.resume:
+        raise ValueError(
+            f"The journal {args.journal!r} exists; pass --resume to continue it, or choose "
+            "another file."
+        )
+    if args.resume and not exists:
+        raise FileNotFoundError(f"--resume: there is no journal at {args.journal!r}.")
+    X, ids, show = load_pool(args.pool, args.id_column)
+    try:
+        session = LabelingSession(
+            None, X, args.journal, classes=classes, sample_ids=ids, annotator=args.annotator,
+            batch_size=args.batch_size, query_ahead=args.query_ahead, random_state=args.seed,
+        )
+    except JournalError as exc:
+        print(f"skal label: error: {exc}", file=sys.stderr)
+        return 2
+    legend = "  ".join(f"{k}={c}" for k, c in keymap.items())
+    help_line = f"keys: {legend}  s=skip  u=undo  q=quit"
+    with session:
+        print(f"{len(ids)} samples, {session.n_labels_} labelled; journal {args.journal}")
+        print(help_line)
+        redo = []
+        try:
+            return _loop(session, show, keymap, help_line, redo)
+        except JournalError as exc:
+            print(f"skal label: error: {exc}", file=sys.stderr)
+            return 2
+
+
+def _loop(session, show, keymap, help_line, redo):
+    position = {sid: i for i, sid in enumerate(session.sample_ids)}
+    answered = {a["sample_id"] for a in session.annotations()
+                if a["annotator"] == session.annotator}
+    while True:
+        redo = [s for s in redo if s not in answered]
+        if redo:
+            sample_id, why = redo[-1], "undone"
+        else:
+            batch = session.next_batch()
+            if not batch:
+                print("The pool is exhausted: every sample has an answer.")
+                return 0
+            query = batch[0]
+            sample_id = query.sample_id
+            why = query.strategy if query.score is None else (
+                f"{query.strategy}, score {query.score:.3g}")
+        print(f"\n--- sample {sample_id} ({why}; round {len(session.history_)})")
+        print(show(position[sample_id]))
+        try:
+            key = input("label> ").strip()
+        except (EOFError, KeyboardInterrupt):
+            key = "q"
+        if key == "q":
+            print(f"Stopped; {session.n_labels_} labelled, all saved. Continue with --resume.")
+            return 0
+        if key == "?" or key == "":
+            print(help_line)
+        elif key == "u":
+            undone = session.undo()
+            if undone is None:
+                print("nothing to undo")
+            else:
+                answered.discard(undone)
+                redo.append(undone)
+                print(f"undone: {undone}")
+        elif key == "s":
+            session.skip(sample_id)
+            answered.add(sample_id)
+            print(f"skipped {sample_id}")
+        elif key in keymap:
+            session.label(sample_id, keymap[key])
+            answered.add(sample_id)
+            print(f"saved {sample_id} = {keymap[key]} ({session.n_labels_} labelled)")
+        else:
+            print(f"unknown key {key!r}; {help_line}")

@@ -1,0 +1,164 @@
+"""``skal label`` end to end through a pseudo-terminal."""
+
+import os
+import re
+import signal
+import sys
+
+import numpy as np
+import pexpect
+import pytest
+
+from skal.labeling import Journal
+from skal.labeling._cli import text_preview
+
+TIMEOUT = 90
+
+
+@pytest.fixture
+def pool_csv(tmp_path):
+    rng = np.random.RandomState(0)
+    path = tmp_path / "pool.csv"
+    lines = ["id,x1,x2,note"] + [
+        f"p{i},{rng.normal():.3f},{rng.normal():.3f},row {i}" for i in range(30)
+    ]
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def spawn(*args):
+    child = pexpect.spawn(
+        sys.executable, ["-m", "skal._cli", "label", *map(str, args)], encoding="utf-8",
+        timeout=TIMEOUT, env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    return child
+
+
+def shown(child):
+    """Wait for the next prompt; return the id of the sample shown."""
+    child.expect(r"--- sample (\S+) ")
+    sample_id = child.match.group(1)
+    child.expect("label> ")
+    return sample_id
+
+
+def journal_answers(path):
+    with Journal(path) as journal:
+        assert journal.integrity_check() == "ok"
+        return {a["sample_id"]: a for a in journal.answers()}
+
+
+def test_label_skip_undo_quit_and_resume(tmp_path, pool_csv):
+    journal = tmp_path / "j.sqlite"
+    child = spawn(pool_csv, "--journal", journal, "--classes", "cat,dog", "--seed", "0",
+                  "--annotator", "ann")
+    child.expect(r"30 samples, 0 labelled")
+    child.expect(r"keys: 1=cat  2=dog  s=skip  u=undo  q=quit")
+    first = shown(child)
+    child.sendline("1")
+    child.expect(f"saved {first} = cat")
+    second = shown(child)
+    child.sendline("s")
+    child.expect(f"skipped {second}")
+    shown(child)
+    child.sendline("u")
+    child.expect(f"undone: {second}")
+    assert shown(child) == second
+    child.sendline("2")
+    child.expect(f"saved {second} = dog")
+    third = shown(child)
+    child.sendline("7")
+    child.expect("unknown key '7'")
+    assert shown(child) == third
+    child.sendline("q")
+    child.expect("all saved")
+    child.expect(pexpect.EOF)
+    child.close()
+    assert child.exitstatus == 0
+    answers = journal_answers(journal)
+    assert {s: a["label"] for s, a in answers.items()} == {first: "cat", second: "dog"}
+    assert answers[first]["annotator"] == "ann"
+    assert answers[first]["strategy"] == "random" and answers[first]["round"] == 0
+
+    # Without --resume an existing journal is refused: one line, exit status 2.
+    child = spawn(pool_csv, "--journal", journal, "--classes", "cat,dog")
+    child.expect("skal label: error: .*exists; pass --resume")
+    child.expect(pexpect.EOF)
+    child.close()
+    assert child.exitstatus == 2
+
+    child = spawn(pool_csv, "--journal", journal, "--classes", "cat,dog", "--resume",
+                  "--annotator", "ann")
+    child.expect("30 samples, 2 labelled")
+    assert shown(child) == third  # the unanswered rest of the interrupted batch
+    child.sendline("2")
+    child.expect(f"saved {third} = dog \\(3 labelled\\)")
+    shown(child)
+    child.sendeof()
+    child.expect(pexpect.EOF)
+    child.close()
+    assert child.exitstatus == 0
+    assert len(journal_answers(journal)) == 3
+
+
+def test_sigkill_of_the_terminal_session_loses_no_acknowledged_label(tmp_path, pool_csv):
+    journal = tmp_path / "j.sqlite"
+    child = spawn(pool_csv, "--journal", journal, "--classes", "cat,dog", "--seed", "1",
+                  "--batch-size", "3", "--query-ahead")
+    acked = {}
+    for i in range(8):
+        sample_id = shown(child)
+        child.sendline("1" if i % 3 else "2")
+        child.expect(r"saved (\S+) = (\w+)")
+        acked[child.match.group(1)] = child.match.group(2)
+    os.kill(child.pid, signal.SIGKILL)
+    child.close(force=True)
+    answers = journal_answers(journal)
+    assert {s: a["label"] for s, a in answers.items()} == acked
+    child = spawn(pool_csv, "--journal", journal, "--classes", "cat,dog", "--resume")
+    child.expect("30 samples, 8 labelled")
+    assert shown(child) not in acked
+    child.sendline("q")
+    child.expect(pexpect.EOF)
+
+
+def test_image_pool_shows_a_text_preview(tmp_path):
+    images = np.zeros((12, 8, 8))
+    images[:, 2:6, 3:5] = 1.0  # a bright bar in the middle
+    path = tmp_path / "images.npy"
+    np.save(path, images)
+    journal = tmp_path / "j.sqlite"
+    child = spawn(path, "--journal", journal, "--classes", "bar,blank", "--keys", "bn")
+    child.expect(r"--- sample (\d+) ")
+    child.expect(r"\|\s+@@@@\s+\|")
+    child.expect("label> ")
+    child.sendline("b")
+    child.expect(r"saved \d+ = bar")
+    shown(child)
+    child.sendline("q")
+    child.expect(pexpect.EOF)
+    assert [a["label"] for a in journal_answers(journal).values()] == ["bar"]
+
+
+def test_text_preview_downsamples_large_images():
+    image = np.linspace(0, 1, 64 * 128).reshape(64, 128)
+    lines = text_preview(image).splitlines()
+    assert len(lines) == 16 and all(len(line) == 2 * 32 + 4 for line in lines)
+    assert lines[0].strip("| ").startswith("") and "@" in lines[-1]
+
+
+def test_bad_pools_and_options_are_one_line_errors(tmp_path, pool_csv):
+    cases = [
+        ([tmp_path / "missing.csv", "--classes", "a,b"], "No pool file"),
+        ([pool_csv, "--classes", "a,b", "--keys", "1s"], "reserved"),
+        ([pool_csv, "--classes", "a,b", "--resume"], "no journal"),
+    ]
+    empty = tmp_path / "empty.csv"
+    empty.write_text("id,x\n")
+    cases.append(([empty, "--classes", "a,b"], "pool is empty"))
+    for args, message in cases:
+        child = spawn(*args, "--journal", tmp_path / "j.sqlite")
+        child.expect(f"skal label: error: .*{re.escape(message)}")
+        child.expect(pexpect.EOF)
+        child.close()
+        assert child.exitstatus == 2
