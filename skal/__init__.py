@@ -6,13 +6,18 @@
 from skal._committee import CommitteeLearner
 from skal._learner import ActiveLearner
 from skal.strategies import (
+    BADGE,
     ConsensusEntropy,
+    CoreSet,
     DecisionMargin,
     EntropySampling,
     KLDivergence,
     LeastConfidence,
     MarginSampling,
+    ProbCover,
     RandomSampling,
+    RankedBatch,
+    TypiClust,
     VoteEntropy,
 )
 
@@ -29,4 +34,9 @@ __all__ = [
     "VoteEntropy",
     "KLDivergence",
     "ConsensusEntropy",
+    "CoreSet",
+    "BADGE",
+    "RankedBatch",
+    "TypiClust",
+    "ProbCover",
 ]

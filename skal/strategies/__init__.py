@@ -4,7 +4,9 @@ See :mod:`skal.strategies._base` for the learner <-> strategy protocol.
 """
 
 from skal.strategies._base import PoolScoringStrategy, QueryStrategy, top_k
+from skal.strategies._coldstart import ProbCover, TypiClust
 from skal.strategies._committee import ConsensusEntropy, KLDivergence, VoteEntropy
+from skal.strategies._diversity import BADGE, CoreSet, RankedBatch
 from skal.strategies._uncertainty import (
     DecisionMargin,
     EntropySampling,
@@ -25,4 +27,9 @@ __all__ = [
     "VoteEntropy",
     "KLDivergence",
     "ConsensusEntropy",
+    "CoreSet",
+    "BADGE",
+    "RankedBatch",
+    "TypiClust",
+    "ProbCover",
 ]

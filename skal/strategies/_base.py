@@ -8,7 +8,7 @@
    the pool in bounded-memory chunks (optionally in parallel) and takes the top ``batch_size``.
 4. A strategy asks the learner only for ``predict_proba``, ``decision_function``,
    ``predict_proba_samples``, ``transform`` or ``X_labeled_``/``y_labeled_``; a missing one is
-   a ``TypeError`` raised at query time that names it.
+   a ``TypeError`` raised at query time that names it. Embeddings come from ``embed``.
 5. Ties break at random from the strategy's ``random_state``.
 """
 
@@ -65,6 +65,53 @@ def require(learner, method, strategy_name):
     return func
 
 
+def embed(learner, X):
+    """The embedding of the rows ``X`` that geometric strategies measure distances in.
+
+    In order of preference: the fitted learner's ``transform`` (e.g. a network's
+    penultimate layer); when the learner's fitted estimator is a ``Pipeline``, the transform
+    of all its steps but the last; else the raw features. An unfitted learner (a cold-start
+    ``initial_strategy``), or ``None``, gives the raw features.
+
+    Parameters
+    ----------
+    learner : estimator or None
+    X : array-like of shape (n_samples, n_features)
+
+    Returns
+    -------
+    embedding : ndarray of shape (n_samples, n_components)
+        A dense float32 or float64 array (float32 stays float32); a torch tensor returned
+        by ``transform`` is passed through, detached, so that strategies can run on its
+        device.
+    """
+    from sklearn.exceptions import NotFittedError
+    from sklearn.pipeline import Pipeline
+    from sklearn.utils.validation import check_array, check_is_fitted
+
+    fitted = learner is not None
+    if fitted:
+        try:
+            check_is_fitted(learner)
+        except (NotFittedError, TypeError):
+            fitted = False
+    Z = X
+    if fitted:
+        inner = getattr(learner, "estimator_", learner)
+        if callable(getattr(learner, "transform", None)):
+            Z = learner.transform(X)
+        elif isinstance(inner, Pipeline) and len(inner.steps) > 1:
+            Z = inner[:-1].transform(X)
+    if type(Z).__module__.split(".")[0] == "torch":
+        return Z.detach()
+    if hasattr(Z, "toarray"):
+        raise TypeError(
+            "The embedding is a sparse matrix; distance-based strategies need dense "
+            "embeddings. End the preprocessing with a dense reduction such as TruncatedSVD."
+        )
+    return check_array(Z, dtype=(np.float64, np.float32), ensure_min_samples=0)
+
+
 def _describe(learner):
     inner = getattr(learner, "estimator_", None) or getattr(learner, "estimator", None)
     name = type(learner).__name__
@@ -105,7 +152,7 @@ def chunk_slices(n_rows, row_bytes, chunk_size=None):
     row_bytes : int
         Estimated bytes of temporaries per row while a chunk is processed.
     chunk_size : int, default=None
-        Explicit rows per chunk. ``None`` uses scikit-learn's ``working_memory``
+        At most this many rows per chunk. ``None`` uses scikit-learn's ``working_memory``
         (``sklearn.set_config``), capped at 16,384 rows.
 
     Returns
@@ -119,7 +166,10 @@ def chunk_slices(n_rows, row_bytes, chunk_size=None):
         raise TypeError(f"chunk_size must be a positive integer or None, got {chunk_size!r}.")
     elif chunk_size < 1:
         raise ValueError(f"chunk_size must be a positive integer or None, got {chunk_size}.")
-    return [slice(start, min(start + chunk_size, n_rows)) for start in range(0, n_rows, chunk_size)]
+    # Equal-sized chunks: no small tail chunk paying a full call's fixed cost.
+    n_chunks = max(1, -(-n_rows // chunk_size))
+    bounds = np.linspace(0, n_rows, n_chunks + 1).round().astype(int).tolist()
+    return [slice(start, stop) for start, stop in zip(bounds[:-1], bounds[1:], strict=True)]
 
 
 def take_rows(X, rows):
