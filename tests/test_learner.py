@@ -147,6 +147,21 @@ def test_simulated_run_spends_exactly_the_budget(iris):
     assert len(learner.history_[1]["scores"]) == 10
 
 
+def test_refit_forgets_the_previous_run(iris):
+    X, y = iris
+    seen = []
+
+    def record_state(learner, X_pool, batch_size):
+        seen.append(hasattr(learner, "estimator_") or hasattr(learner, "X_labeled_"))
+        return np.arange(batch_size) * 10
+
+    learner = ActiveLearner(budget=20, initial_strategy=record_state, random_state=0)
+    first = learner.fit(X, y).labeled_indices_
+    second = learner.fit(X, y).labeled_indices_
+    assert seen == [False, False]
+    np.testing.assert_array_equal(first, second)
+
+
 def test_simulated_run_is_reproducible(iris):
     X, y = iris
     runs = [
