@@ -1,0 +1,5 @@
+"""Dataset readers used by skal's experiments and benchmarks."""
+
+from skal.datasets._mnist import load_mnist_idx, read_idx
+
+__all__ = ["load_mnist_idx", "read_idx"]

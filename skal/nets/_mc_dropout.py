@@ -1,0 +1,136 @@
+"""Consistent MC dropout: K stochastic passes whose dropout masks are shared by every pool row.
+
+Plain torch dropout layers are used; while sampling, the module is in evaluation mode (so
+batch normalisation uses its running statistics and dropout is the identity) and a temporary
+forward hook on each dropout layer multiplies its output by mask ``k`` of a bank of K masks
+drawn once per call. Nothing of the user's module is changed afterwards.
+"""
+
+import warnings
+
+import numpy as np
+import torch
+from torch import nn
+
+# Multiplicative dropout layers whose masks can be made consistent. Element-wise dropout draws
+# one mask entry per feature; the N-d variants drop whole channels, as they do when training.
+_ELEMENTWISE = (nn.Dropout,)
+_CHANNELWISE = (nn.Dropout1d, nn.Dropout2d, nn.Dropout3d)
+# Alpha dropout is not a multiplication by a mask, so a hook cannot reproduce it.
+_UNSUPPORTED = (nn.AlphaDropout, nn.FeatureAlphaDropout)
+
+
+def dropout_layers(module):
+    """The dropout layers of ``module`` in registration order; error on unsupported kinds."""
+    layers = []
+    for name, layer in module.named_modules():
+        if isinstance(layer, _UNSUPPORTED):
+            raise TypeError(
+                f"Layer {name!r} is {type(layer).__name__}, which MC dropout sampling does not "
+                "support; use nn.Dropout or nn.Dropout1d/2d/3d."
+            )
+        if isinstance(layer, _ELEMENTWISE + _CHANNELWISE):
+            layers.append(layer)
+    return layers
+
+
+def _mask_shape(layer, output):
+    if isinstance(layer, _CHANNELWISE) and output.dim() > 2:
+        return (output.shape[1],) + (1,) * (output.dim() - 2)
+    return tuple(output.shape[1:])
+
+
+class ConsistentMCDropout:
+    """Context manager that turns a module's dropout layers into consistent MC dropout.
+
+    Inside the ``with`` block the module is in evaluation mode and each dropout layer
+    multiplies its output by mask ``k`` of its own bank of ``n_samples`` masks, where ``k`` is
+    the pass of each row set with :meth:`use_passes`. Banks are drawn on the CPU from
+    per-layer seeds on the first forward pass, so the masks depend only on ``seed`` (not on
+    the device, the chunking or the rows) and every pool row sees the same K masks. On exit
+    the hooks are removed and every submodule's training flag is restored.
+
+    Parameters
+    ----------
+    module : torch.nn.Module
+    n_samples : int
+        Number of stochastic passes K.
+    seed : int
+        Seeds the masks.
+    """
+
+    def __init__(self, module, n_samples, seed):
+        self.module = module
+        self.n_samples = n_samples
+        self.seed = seed
+
+    def __enter__(self):
+        self._layers = dropout_layers(self.module)
+        if not self._layers:
+            warnings.warn(
+                f"{type(self.module).__name__} has no dropout layers: every MC-dropout sample "
+                "is the same prediction, so sample-based strategies see no disagreement.",
+                UserWarning,
+                stacklevel=3,
+            )
+        seeds = np.random.SeedSequence(self.seed).generate_state(max(len(self._layers), 1))
+        self._seeds = [int(s) for s in seeds]
+        self._banks = [None] * len(self._layers)
+        self._passes = 0
+        self._modes = [(m, m.training) for m in self.module.modules()]
+        self.module.eval()
+        self._handles = [
+            layer.register_forward_hook(self._hook(i)) for i, layer in enumerate(self._layers)
+        ]
+        return self
+
+    def __exit__(self, *exc_info):
+        for handle in self._handles:
+            handle.remove()
+        for m, training in self._modes:
+            m.training = training
+        self._banks = None
+        return False
+
+    def use_passes(self, start, stop, n_rows):
+        """Make the next forward pass compute passes ``start..stop-1`` of ``n_rows`` rows.
+
+        The input must then be the rows repeated ``stop - start`` times, pass-major (all
+        rows of pass ``start`` first).
+        """
+        if stop - start == 1:
+            self._passes = start
+        else:
+            self._passes = torch.arange(start, stop).repeat_interleave(n_rows)
+
+    def _bank(self, i, layer, output):
+        shape = _mask_shape(layer, output)
+        bank = self._banks[i]
+        if bank is None:
+            generator = torch.Generator().manual_seed(self._seeds[i])
+            keep = 1.0 - float(layer.p)
+            uniform = torch.rand((self.n_samples, *shape), generator=generator)
+            if keep > 0:
+                bank = (uniform < keep).to(output.dtype) / keep
+            else:
+                bank = torch.zeros_like(uniform, dtype=output.dtype)
+            bank = bank.to(output.device)
+            self._banks[i] = bank
+        elif bank.shape[1:] != shape:
+            raise ValueError(
+                f"Dropout layer {i} saw features of shape {shape} after {bank.shape[1:]}: "
+                "MC dropout needs inputs of one shape."
+            )
+        return bank
+
+    def _hook(self, i):
+        def hook(layer, inputs, output):
+            bank = self._bank(i, layer, output)
+            passes = self._passes
+            if isinstance(passes, torch.Tensor):
+                if passes.device != bank.device:
+                    passes = self._passes = passes.to(bank.device)
+                return output * bank[passes]
+            return output * bank[passes]
+
+        return hook

@@ -1,0 +1,380 @@
+"""skal.nets: the skorch classifier's scikit-learn manners, consistent MC dropout, embeddings,
+and the networks inside learners, committees, pipelines and grid searches."""
+
+import pickle
+import subprocess
+import sys
+import warnings
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+pytest.importorskip("skorch")
+
+from numpy.testing import assert_allclose, assert_array_equal  # noqa: E402
+from sklearn.datasets import load_digits, make_blobs  # noqa: E402
+from sklearn.model_selection import GridSearchCV  # noqa: E402
+from sklearn.pipeline import make_pipeline  # noqa: E402
+from sklearn.preprocessing import StandardScaler  # noqa: E402
+from sklearn.utils.estimator_checks import parametrize_with_checks  # noqa: E402
+from torch import nn  # noqa: E402
+
+from skal import ActiveLearner, CommitteeLearner  # noqa: E402
+from skal.nets import MLP, ConsistentMCDropout, MNISTConvNet, NetClassifier  # noqa: E402
+from skal.strategies import KLDivergence  # noqa: E402
+
+cuda = pytest.mark.cuda
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_torch_thread():
+    # Tiny networks run several times faster on one thread than on two contended cores.
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+class TinyMLP(MLP):
+    """The MLP with test-sized defaults, so the estimator checks stay fast."""
+
+    def __init__(self, n_features=None, n_classes=None, hidden_units=(16,), dropout=0.2,
+                 batch_norm=False):
+        super().__init__(n_features, n_classes, hidden_units, dropout, batch_norm)
+
+
+def tiny_net(**params):
+    defaults = dict(module=TinyMLP, max_epochs=10, lr=0.02, batch_size=32, n_samples=4,
+                    random_state=0)
+    return NetClassifier(**{**defaults, **params})
+
+
+@pytest.fixture(scope="module")
+def digits():
+    X, y = load_digits(return_X_y=True)
+    return StandardScaler().fit_transform(X).astype(np.float32), y
+
+
+@pytest.fixture(scope="module")
+def blobs():
+    X, y = make_blobs(n_samples=120, centers=3, n_features=5, random_state=0)
+    return X.astype(np.float32), y
+
+
+@pytest.fixture(scope="module")
+def fitted(blobs):
+    return tiny_net(module__hidden_units=(32,), module__dropout=0.5).fit(*blobs)
+
+
+# ---------------------------------------------------------------------- lazy imports
+def test_importing_skal_imports_neither_torch_nor_nets():
+    code = (
+        "import sys, skal, skal.strategies, skal.datasets; "
+        "assert 'torch' not in sys.modules and 'skorch' not in sys.modules; "
+        "assert 'skal.nets' not in sys.modules"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+# ---------------------------------------------------------------------- scikit-learn checks
+@parametrize_with_checks([tiny_net()])
+def test_sklearn_compatible_net(estimator, check):
+    check(estimator)
+
+
+def test_string_labels_and_classes_parameter(blobs):
+    X, y = blobs
+    names = np.array(["ant", "bee", "cat"])[y]
+    net = tiny_net().fit(X, names)
+    assert_array_equal(net.classes_, ["ant", "bee", "cat"])
+    assert set(net.predict(X)) <= set(names)
+    # Classes announced up front get output units before they have labels.
+    wide = tiny_net(classes=[0, 1, 2, 3]).fit(X[y < 2], y[y < 2])
+    assert wide.predict_proba(X).shape == (X.shape[0], 4)
+    assert wide.predict_proba_samples(X[:5]).shape == (4, 5, 4)
+
+
+def test_seeding_is_reproducible_and_leaves_global_rng_alone(blobs):
+    X, y = blobs
+    torch_state = torch.get_rng_state()
+    np_state = np.random.get_state()[1].copy()  # noqa: NPY002 (the legacy global RNG)
+    a = tiny_net(random_state=3).fit(X, y)
+    samples_a = a.predict_proba_samples(X)
+    assert torch.equal(torch.get_rng_state(), torch_state)
+    assert_array_equal(np.random.get_state()[1], np_state)  # noqa: NPY002
+    b = tiny_net(random_state=3).fit(X, y)
+    assert_array_equal(a.predict_proba(X), b.predict_proba(X))
+    assert_array_equal(samples_a, b.predict_proba_samples(X))
+    # An int seed gives the same masks on every call, so chunked callers stay consistent.
+    assert_array_equal(samples_a, a.predict_proba_samples(X))
+    c = tiny_net(random_state=4).fit(X, y)
+    assert not np.allclose(a.predict_proba(X), c.predict_proba(X))
+
+
+def test_module_instance_is_copied_not_trained_in_place(blobs):
+    X, y = blobs
+    module = MLP(n_features=5, n_classes=3, hidden_units=(8,))
+    before = {k: v.clone() for k, v in module.state_dict().items()}
+    net = tiny_net(module=module).fit(X, y)
+    assert net.module_ is not module
+    for key, value in module.state_dict().items():
+        assert torch.equal(value, before[key])
+
+
+def test_warm_start_continues_and_rejects_new_classes(blobs):
+    X, y = blobs
+    net = tiny_net(warm_start=True, max_epochs=2).fit(X[:60], y[:60])
+    first = net.module_
+    weights = next(first.parameters()).detach().clone()
+    net.fit(X, y)
+    assert net.module_ is first
+    assert not torch.equal(next(first.parameters()), weights)
+    assert len(net.history_) == 4
+    # A new class needs a new output unit: the network starts afresh ...
+    grown = tiny_net(warm_start=True).fit(X[y < 2], y[y < 2])
+    two_class_module = grown.module_
+    assert grown.fit(X, y).module_ is not two_class_module
+    assert_array_equal(grown.classes_, [0, 1, 2])
+    # ... unless the classes were announced; partial_fit never adds one.
+    announced = tiny_net(warm_start=True, classes=[0, 1, 2]).fit(X[y < 2], y[y < 2])
+    module = announced.module_
+    assert announced.fit(X, y).module_ is module
+    with pytest.raises(ValueError, match="not among the classes seen"):
+        tiny_net().fit(X[y < 2], y[y < 2]).partial_fit(X, y)
+    # partial_fit keeps the classes it was told about.
+    partial = tiny_net().partial_fit(X[y < 2], y[y < 2], classes=[0, 1, 2])
+    assert_array_equal(partial.classes_, [0, 1, 2])
+    partial.partial_fit(X[y == 2], y[y == 2])
+
+
+def test_device_auto_and_pickling(fitted, blobs):
+    X, _ = blobs
+    assert fitted.device == "auto"
+    expected = "cuda" if torch.cuda.is_available() else "cpu"
+    assert next(fitted.module_.parameters()).device.type == expected
+    restored = pickle.loads(pickle.dumps(fitted))
+    assert restored.device == "auto"
+    assert_array_equal(restored.predict_proba_samples(X), fitted.predict_proba_samples(X))
+    # skorch's own inference path works with device="auto" too.
+    assert_allclose(fitted.forward(X).softmax(-1).numpy(), fitted.predict_proba(X), atol=1e-6)
+
+
+# ---------------------------------------------------------------------- consistent MC dropout
+def test_consistent_masks_shared_by_rows_and_different_across_passes(fitted, blobs):
+    X, _ = blobs
+    # A row between the clusters, where the sampled networks disagree visibly.
+    same_row = np.repeat(X.mean(axis=0, keepdims=True), 40, axis=0)
+    samples = fitted.predict_proba_samples(same_row, n_samples=12)
+    assert samples.shape == (12, 40, 3)
+    # Every row of pass k went through the same sampled network ...
+    assert_array_equal(samples, np.broadcast_to(samples[:, :1], samples.shape))
+    # ... and the passes are different networks.
+    per_pass = samples[:, 0]
+    assert np.unique(per_pass, axis=0).shape[0] == 12
+    assert_allclose(samples.sum(axis=-1), 1, atol=1e-5)
+
+
+def test_mask_bank_values_and_channelwise_masks():
+    elementwise = nn.Sequential(nn.Dropout(0.3))
+    with torch.inference_mode(), ConsistentMCDropout(elementwise, 6, seed=0) as mc:
+        mc.use_passes(0, 6, 4)
+        out = elementwise(torch.ones(24, 2000)).reshape(6, 4, 2000)
+    assert torch.equal(out, out[:, :1].expand_as(out))
+    values = np.unique(out.numpy())
+    assert values.size == 2 and values[0] == 0 and np.isclose(values[1], 1 / 0.7)
+    assert abs((out[:, 0] > 0).float().mean().item() - 0.7) < 0.03
+    assert not torch.equal(out[0, 0], out[1, 0])
+    channels = nn.Sequential(nn.Dropout2d(0.5))
+    with torch.inference_mode(), ConsistentMCDropout(channels, 3, seed=1) as mc:
+        mc.use_passes(1, 2, 5)
+        out = channels(torch.ones(5, 8, 3, 3))
+    # A whole channel is kept or dropped.
+    assert torch.equal(out, out[:, :, :1, :1].expand_as(out))
+
+
+@pytest.mark.parametrize("batch_norm", [False, True])
+def test_samples_do_not_depend_on_batch_size(blobs, batch_norm):
+    X, y = blobs
+    net = tiny_net(module__batch_norm=batch_norm, module__dropout=0.5).fit(X, y)
+    reference = net.predict_proba_samples(X, n_samples=7)
+    for batch_rows in (1, 5, 13, 50, 10_000):
+        net.set_params(inference_batch_size=batch_rows)
+        assert_allclose(net.predict_proba_samples(X, n_samples=7), reference, atol=1e-6)
+    # Rows keep their order: a permuted pool gives permuted samples.
+    order = np.random.RandomState(0).permutation(X.shape[0])
+    assert_allclose(net.predict_proba_samples(X[order], n_samples=7), reference[:, order],
+                    atol=1e-6)
+
+
+def test_batch_norm_untouched_and_no_autograd(blobs):
+    X, y = blobs
+    net = tiny_net(module__batch_norm=True).fit(X, y)
+    module = net.module_
+    module.train()
+    bn = next(m for m in module.modules() if isinstance(m, nn.BatchNorm1d))
+    stats = {k: v.clone() for k, v in bn.state_dict().items()}
+    grad_enabled = []
+    handle = bn.register_forward_hook(
+        lambda m, i, o: grad_enabled.append((torch.is_grad_enabled(), m.training))
+    )
+    net.predict_proba_samples(X, n_samples=5)
+    handle.remove()
+    assert grad_enabled and all(flags == (False, False) for flags in grad_enabled)
+    for key, value in bn.state_dict().items():
+        assert torch.equal(value, stats[key])
+    # Training flags are restored and no hook is left behind.
+    assert all(m.training for m in module.modules())
+    assert all(not m._forward_hooks for m in module.modules())
+
+
+def test_mc_dropout_needs_dropout_layers(blobs):
+    X, y = blobs
+    no_dropout = tiny_net(module__dropout=0.0).fit(X, y)
+    samples = no_dropout.predict_proba_samples(X, n_samples=3)
+    assert_allclose(samples, np.broadcast_to(samples[:1], samples.shape), atol=1e-6)
+    plain = nn.Sequential(nn.Linear(5, 3))
+    with pytest.warns(UserWarning, match="no dropout layers"):
+        tiny_net(module=plain).fit(X, y).predict_proba_samples(X, n_samples=2)
+    alpha = nn.Sequential(nn.Linear(5, 8), nn.AlphaDropout(0.2), nn.Linear(8, 3))
+    with pytest.raises(TypeError, match="AlphaDropout"):
+        tiny_net(module=alpha).fit(X, y).predict_proba_samples(X)
+
+
+def test_user_module_with_plain_dropout(blobs):
+    X, y = blobs
+    module = nn.Sequential(nn.Linear(5, 16), nn.ReLU(), nn.Dropout(0.5), nn.Linear(16, 3))
+    net = tiny_net(module=module).fit(X, y)
+    samples = net.predict_proba_samples(np.repeat(X[:1], 5, axis=0), n_samples=6)
+    assert_array_equal(samples, np.broadcast_to(samples[:, :1], samples.shape))
+    assert np.ptp(samples[:, 0, 0]) > 0
+    # Without embed(), transform returns the input of the last Linear layer.
+    assert net.transform(X).shape == (X.shape[0], 16)
+    assert not any(m._forward_pre_hooks for m in net.module_.modules())
+
+
+# ---------------------------------------------------------------------- embeddings and modules
+def test_transform_is_the_penultimate_layer(fitted, blobs):
+    X, _ = blobs
+    embedding = fitted.transform(X)
+    assert embedding.shape == (X.shape[0], 32)
+    logits = embedding @ fitted.module_.output.weight.detach().numpy().T
+    logits += fitted.module_.output.bias.detach().numpy()
+    assert_allclose(torch.softmax(torch.from_numpy(logits), -1).numpy(),
+                    fitted.predict_proba(X), atol=1e-5)
+
+
+def test_mnist_cnn_takes_flat_rows_and_images():
+    rng = np.random.RandomState(0)
+    X = rng.rand(24, 784).astype(np.float32)
+    y = np.arange(24) % 4
+    net = NetClassifier(MNISTConvNet, max_epochs=1, random_state=0, n_samples=3).fit(X, y)
+    assert net.module_.output.out_features == 4
+    samples = net.predict_proba_samples(np.repeat(X[:1], 3, axis=0))
+    assert samples.shape == (3, 3, 4)
+    assert_array_equal(samples, np.broadcast_to(samples[:, :1], samples.shape))
+    assert net.transform(X).shape == (24, 128)
+    images = NetClassifier(MNISTConvNet, max_epochs=1, random_state=0).fit(
+        X.reshape(-1, 1, 28, 28), y
+    )
+    assert_allclose(images.predict_proba(X.reshape(-1, 1, 28, 28)), net.predict_proba(X),
+                    atol=1e-5)
+    with pytest.raises(ValueError, match="784 features"):
+        MNISTConvNet(n_features=100)
+
+
+# ---------------------------------------------------------------------- inside skal's learners
+@pytest.mark.parametrize("update", ["warm_start", "refit"])
+def test_active_learner_with_mc_dropout(digits, update):
+    X, y = digits
+    learner = ActiveLearner(
+        tiny_net(module__hidden_units=(32,), n_samples=8),
+        KLDivergence(random_state=0),
+        budget=60,
+        n_initial=20,
+        batch_size=20,
+        update=update,
+        random_state=0,
+    ).fit(X[:600], y[:600])
+    assert learner.n_labels_ == 60
+    assert learner.estimator_.warm_start == (update == "warm_start")
+    assert learner.score(X[1000:], y[1000:]) > 0.5
+    assert learner.predict_proba_samples(X[:7]).shape == (8, 7, 10)
+    assert learner.transform(X[:7]).shape == (7, 32)
+    idx = learner.query(X[600:900], 5)
+    assert np.unique(idx).size == 5
+
+
+def test_deep_ensemble_committee(digits):
+    X, y = digits
+    committee = CommitteeLearner(
+        tiny_net(module__hidden_units=(32,), random_state=None),
+        n_estimators=3,
+        bootstrap=False,
+        budget=40,
+        n_initial=20,
+        random_state=0,
+    ).fit(X[:500], y[:500])
+    seeds = {member.random_state for member in committee.estimators_}
+    assert len(seeds) == 3
+    samples = committee.predict_proba_samples(X[:9])
+    assert samples.shape == (3, 9, 10)
+    assert not np.allclose(samples[0], samples[1])
+    # The same strategy that reads MC-dropout samples reads the ensemble's.
+    assert KLDivergence().score(committee, X[500:600]).shape == (100,)
+
+
+def test_pipeline_and_grid_search(digits):
+    X, y = digits
+    pipe = make_pipeline(
+        StandardScaler(),
+        ActiveLearner(tiny_net(), KLDivergence(), budget=40, n_initial=20, random_state=0),
+    ).fit(X[:400], y[:400])
+    assert pipe.predict_proba(X[:3]).shape == (3, pipe[-1].classes_.size)
+    assert make_pipeline(StandardScaler(), tiny_net()).fit(X[:200], y[:200]).transform(
+        X[:3]).shape == (3, 16)
+    search = GridSearchCV(
+        ActiveLearner(tiny_net(max_epochs=5), KLDivergence(), budget=40, n_initial=20,
+                      update="warm_start", random_state=0),
+        {"estimator__module__hidden_units": [(8,), (24,)], "estimator__lr": [0.01, 0.03]},
+        cv=2,
+    ).fit(X[:300], y[:300])
+    assert set(search.best_params_) == {"estimator__module__hidden_units", "estimator__lr"}
+    best = search.best_estimator_.estimator_
+    assert best.module_.output.in_features == search.best_params_[
+        "estimator__module__hidden_units"][0]
+
+
+def test_clean_run_gives_no_warnings(blobs):
+    X, y = blobs
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        net = tiny_net().fit(X, y)
+        net.predict_proba_samples(X)
+        net.transform(X)
+
+
+# ---------------------------------------------------------------------- CUDA
+@cuda
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_cuda_samples_match_cpu(blobs):
+    X, y = blobs
+    gpu = tiny_net(device="cuda").fit(X, y)
+    assert next(gpu.module_.parameters()).is_cuda
+    samples = gpu.predict_proba_samples(X, n_samples=6)
+    assert isinstance(samples, np.ndarray)
+    cpu = pickle.loads(pickle.dumps(gpu))
+    cpu.module_.to("cpu")
+    # Masks are drawn on the CPU from the seed, so both devices sample the same networks.
+    assert_allclose(cpu.predict_proba_samples(X, n_samples=6), samples, atol=1e-4)
+
+
+@cuda
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_cuda_auto_device_and_global_rng(blobs):
+    X, y = blobs
+    state = torch.cuda.get_rng_state()
+    net = tiny_net().fit(X, y)
+    assert next(net.module_.parameters()).is_cuda
+    assert torch.equal(torch.cuda.get_rng_state(), state)
+    assert net.transform(X).dtype == np.float32
