@@ -1,0 +1,28 @@
+"""Simulated active-learning experiments: learning curves, their summaries and plots.
+
+:func:`run_experiment` runs learners (or a grid of strategies x estimators) over repeats with
+known labels and returns a tidy :class:`pandas.DataFrame`; :func:`summarize`,
+:func:`compare_to_random`, :func:`aulc` and :func:`labels_to_target` condense it; the
+``plot_*`` functions draw it. The ``skal run`` command is built on them.
+"""
+
+from skal.experiments._plot import plot_labels_to_target, plot_learning_curves
+from skal.experiments._simulate import run_experiment
+from skal.experiments._summary import (
+    aulc,
+    compare_to_random,
+    labels_to_target,
+    quantiles,
+    summarize,
+)
+
+__all__ = [
+    "run_experiment",
+    "summarize",
+    "compare_to_random",
+    "aulc",
+    "labels_to_target",
+    "quantiles",
+    "plot_learning_curves",
+    "plot_labels_to_target",
+]

@@ -1,0 +1,654 @@
+"""``skal run``: a simulated active-learning comparison from the command line.
+
+Options come from three places, later ones winning: built-in defaults, a TOML file given with
+``--config``, and the command line. The options used are written to ``config.toml`` in the
+output folder, so ``skal run --config that/config.toml`` reruns the experiment exactly.
+"""
+
+import argparse
+import ast
+import datetime
+import json
+import math
+import re
+import sys
+from pathlib import Path
+
+import numpy as np
+
+BUNDLED_DATA = ("digits", "iris", "wine", "breast_cancer")
+CLASSICAL_MODELS = (
+    "logreg",
+    "random_forest",
+    "extra_trees",
+    "knn",
+    "naive_bayes",
+    "linear_svm",
+)
+NET_MODELS = ("mlp", "cnn")
+
+DEFAULTS = {
+    "data": "digits",
+    "label_column": "label",
+    "test_size": 0.25,
+    "pool_size": None,
+    "model": "logreg",
+    "strategies": ["random", "margin", "entropy", "vote_entropy"],
+    "committee_size": 5,
+    "budget": 300,
+    "batch_size": 10,
+    "initial_size": 20,
+    "repeats": 5,
+    "target": None,
+    "n_jobs": -1,
+    "device": "cpu",
+    "seed": 0,
+    "epochs": 10,
+}
+
+# Strategies that need posterior samples: query-by-committee ones get a CommitteeLearner;
+# Bayesian ones (MC dropout) need a model that samples itself.
+_COMMITTEE_STRATEGIES = {"VoteEntropy", "KLDivergence", "ConsensusEntropy"}
+_BAYESIAN_STRATEGIES = {"BALD", "BatchBALD"}
+
+
+# ---------------------------------------------------------------------------- arguments
+def add_arguments(parser):
+    """Add the options of ``skal run`` to ``parser``."""
+    parser.formatter_class = argparse.RawDescriptionHelpFormatter
+    parser.description = (
+        "Simulate active learning on a data set whose labels are known and compare query\n"
+        "strategies. The data are split into a pool and a test set; every run starts from\n"
+        "--initial-size random labelled pool rows (the same rows for every strategy in a\n"
+        "repeat), asks a strategy for --batch-size rows per cycle, reveals their labels,\n"
+        "refits the model and scores it on the test set, until --budget labels are used.\n"
+        "Each strategy runs --repeats times with different seeds.\n\n"
+        "Prints a results table and writes results.csv, summary.csv, results.json,\n"
+        "config.toml and learning_curves.png to the output folder.\n\n"
+        "examples:\n"
+        "  skal run                                   # digits, 4 strategies, under a minute\n"
+        "  skal run --strategies random margin --budget 100 --repeats 3\n"
+        "  skal run --data my.csv --label-column species --model random_forest\n"
+        "  skal run --strategies random 'vote_entropy:n_jobs=2' --committee-size 7\n"
+        "  skal run --config skal-results/digits-20250101-120000/config.toml  # rerun"
+    )
+    data = parser.add_argument_group("data")
+    data.add_argument(
+        "--data",
+        metavar="NAME_OR_PATH",
+        help="a bundled scikit-learn data set (" + ", ".join(BUNDLED_DATA) + "), a CSV file "
+        "with a label column, or a folder holding the MNIST idx files (default: digits)",
+    )
+    data.add_argument(
+        "--label-column", metavar="COLUMN", help="the label column of a CSV file (default: label)"
+    )
+    data.add_argument(
+        "--test-size",
+        type=float,
+        metavar="FRACTION",
+        help="fraction of the data held out as the test set, stratified (default: 0.25; "
+        "MNIST uses its own test files)",
+    )
+    data.add_argument(
+        "--pool-size",
+        type=int,
+        metavar="N",
+        help="subsample the pool to N rows, for large data sets (default: the whole pool)",
+    )
+    model = parser.add_argument_group("model and strategies")
+    model.add_argument(
+        "--model",
+        help="the classifier: " + ", ".join(CLASSICAL_MODELS) + ", or the torch networks "
+        + ", ".join(NET_MODELS) + " (need skal[torch]) (default: logreg)",
+    )
+    model.add_argument(
+        "--strategies",
+        nargs="+",
+        metavar="STRATEGY",
+        help="query strategies to compare, by name, optionally with parameters as "
+        "NAME:KEY=VALUE,KEY=VALUE, e.g. random margin 'vote_entropy:n_jobs=2'. Names are "
+        "snake_case or class names from skal.strategies; 'skal run --list' shows them "
+        "(default: random margin entropy vote_entropy)",
+    )
+    model.add_argument(
+        "--committee-size",
+        type=int,
+        metavar="N",
+        help="members of the committee used by committee strategies such as vote_entropy "
+        "(default: 5)",
+    )
+    model.add_argument(
+        "--epochs", type=int, metavar="N", help="training epochs of the torch networks "
+        "(default: 10)"
+    )
+    model.add_argument(
+        "--list", action="store_true", help="list the strategies, models and data sets, then exit"
+    )
+    loop = parser.add_argument_group("the active-learning loop")
+    loop.add_argument(
+        "--budget", type=int, metavar="N", help="labels per run, initial ones included "
+        "(default: 300)"
+    )
+    loop.add_argument(
+        "--batch-size", type=int, metavar="N", help="rows labelled per cycle (default: 10)"
+    )
+    loop.add_argument(
+        "--initial-size",
+        type=int,
+        metavar="N",
+        help="random rows labelled before the first query (default: 20)",
+    )
+    loop.add_argument(
+        "--repeats", type=int, metavar="N", help="runs per strategy, each with its own seed "
+        "(default: 5)"
+    )
+    loop.add_argument(
+        "--target",
+        type=float,
+        metavar="SCORE",
+        help="test accuracy for the 'labels to target' columns (default: the final accuracy "
+        "of random sampling, rounded down to 0.01)",
+    )
+    run = parser.add_argument_group("running")
+    run.add_argument(
+        "--n-jobs",
+        type=int,
+        metavar="N",
+        help="runs in parallel, through joblib (-1: all cores) (default: -1)",
+    )
+    run.add_argument(
+        "--device", help="torch device of the networks: cpu, cuda, cuda:1 ... (default: cpu)"
+    )
+    run.add_argument("--seed", type=int, help="seed of the split and the repeats (default: 0)")
+    run.add_argument(
+        "--output",
+        metavar="DIR",
+        help="output folder (default: a new folder skal-results/DATA-DATE-TIME)",
+    )
+    run.add_argument(
+        "--config",
+        metavar="FILE",
+        help="read options from a TOML file (e.g. the config.toml of an earlier run); "
+        "options given on the command line override it",
+    )
+    run.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+def _read_config(path):
+    try:
+        import tomllib
+    except ModuleNotFoundError:  # Python 3.10
+        try:
+            import tomli as tomllib
+        except ModuleNotFoundError:
+            raise ValueError("--config needs Python 3.11 or the tomli package") from None
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"config file not found: {path}")
+    try:
+        with path.open("rb") as fh:
+            config = tomllib.load(fh)
+    except tomllib.TOMLDecodeError as exc:
+        raise ValueError(f"config file {path} is not valid TOML: {exc}") from None
+    config = {key.replace("-", "_"): value for key, value in config.items()}
+    unknown = sorted(set(config) - set(DEFAULTS))
+    if unknown:
+        raise ValueError(
+            f"config file {path} has unknown option(s) {', '.join(unknown)}; known: "
+            f"{', '.join(DEFAULTS)}"
+        )
+    return config
+
+
+def resolve_options(args):
+    """The options in effect: defaults, then the ``--config`` file, then the command line."""
+    options = dict(DEFAULTS)
+    if getattr(args, "config", None):
+        options.update(_read_config(args.config))
+    for key in DEFAULTS:
+        value = getattr(args, key, None)
+        if value is not None:
+            options[key] = value
+    if isinstance(options["strategies"], str):
+        options["strategies"] = options["strategies"].split()
+    for key in ("budget", "batch_size", "initial_size", "repeats", "committee_size", "epochs"):
+        if not isinstance(options[key], int) or isinstance(options[key], bool) or options[key] < 1:
+            raise ValueError(f"--{key.replace('_', '-')} must be a positive integer, "
+                             f"got {options[key]!r}")
+    if options["pool_size"] is not None and options["pool_size"] < 2:
+        raise ValueError(f"--pool-size must be at least 2, got {options['pool_size']}")
+    if not 0 < options["test_size"] < 1:
+        raise ValueError(f"--test-size must be between 0 and 1, got {options['test_size']}")
+    if options["initial_size"] > options["budget"]:
+        raise ValueError(
+            f"--initial-size {options['initial_size']} is larger than --budget "
+            f"{options['budget']}"
+        )
+    return options
+
+
+def _toml_value(value):
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return repr(value)
+    if isinstance(value, list | tuple):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    return json.dumps(str(value))  # a TOML basic string is a JSON string
+
+
+def write_config(options, path):
+    """Write ``options`` as TOML (None values are left out, meaning "the default")."""
+    lines = ["# skal run options; rerun with: skal run --config " + path.name]
+    for key, value in options.items():
+        if value is not None:
+            lines.append(f"{key} = {_toml_value(value)}")
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+
+# ---------------------------------------------------------------------------- strategies
+def _snake(name):
+    name = re.sub(r"([A-Z]+)([A-Z][a-z])", r"\1_\2", name)
+    return re.sub(r"([a-z0-9])([A-Z])", r"\1_\2", name).lower()
+
+
+def strategy_registry():
+    """``{name: class}`` of every strategy in :mod:`skal.strategies`, under several spellings.
+
+    A class ``MarginSampling`` answers to ``MarginSampling``, ``marginsampling``,
+    ``margin_sampling`` and ``margin``.
+    """
+    import skal.strategies as module
+    from skal.strategies import QueryStrategy
+
+    registry = {}
+    for class_name in module.__all__:
+        cls = getattr(module, class_name)
+        if not isinstance(cls, type) or not issubclass(cls, QueryStrategy):
+            continue
+        if getattr(cls, "__abstractmethods__", None):
+            continue
+        snake = _snake(class_name)
+        names = {class_name, class_name.lower(), snake, snake.replace("_", "")}
+        if snake.endswith("_sampling"):
+            names.add(snake[: -len("_sampling")])
+        for name in names:
+            registry.setdefault(name, cls)
+    return registry
+
+
+def _literal(text):
+    try:
+        return ast.literal_eval(text)
+    except (ValueError, SyntaxError):
+        return text
+
+
+def parse_strategy(spec, registry=None):
+    """Build a strategy from ``"name"`` or ``"name:key=value,key=value"``."""
+    registry = strategy_registry() if registry is None else registry
+    name, _, params_text = spec.partition(":")
+    cls = registry.get(name.strip()) or registry.get(name.strip().lower())
+    if cls is None:
+        known = sorted({_snake(c.__name__) for c in registry.values()})
+        raise ValueError(f"unknown strategy {name!r}; known: {', '.join(known)}")
+    params = {}
+    for item in filter(None, (p.strip() for p in params_text.split(","))):
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise ValueError(f"strategy parameter {item!r} in {spec!r} is not KEY=VALUE")
+        params[key.strip()] = _literal(value.strip())
+    valid = cls().get_params(deep=False)
+    unknown = sorted(set(params) - set(valid))
+    if unknown:
+        raise ValueError(
+            f"strategy {name!r} has no parameter {', '.join(unknown)}; it has: "
+            f"{', '.join(valid) or 'none'}"
+        )
+    return cls(**params)
+
+
+# ---------------------------------------------------------------------------- data and models
+def load_data(options):
+    """Return ``(X_pool, X_test, y_pool, y_test, name)`` for the ``data`` option."""
+    from sklearn.model_selection import train_test_split
+
+    source = str(options["data"])
+    seed = options["seed"]
+    path = Path(source)
+    if source in BUNDLED_DATA:
+        import sklearn.datasets
+
+        X, y = getattr(sklearn.datasets, f"load_{source}")(return_X_y=True)
+        name = source
+    elif path.is_dir() or source.startswith("mnist"):
+        return _load_mnist(source, options)
+    elif path.suffix.lower() in (".csv", ".txt", ".gz") or path.exists():
+        X, y = _load_csv(path, options["label_column"])
+        name = path.stem
+    else:
+        raise ValueError(
+            f"unknown data set {source!r}: use one of {', '.join(BUNDLED_DATA)}, a CSV file "
+            "or a folder with the MNIST idx files"
+        )
+    X_pool, X_test, y_pool, y_test = train_test_split(
+        X, y, test_size=options["test_size"], random_state=seed, stratify=y
+    )
+    X_pool, y_pool = _subsample(X_pool, y_pool, options)
+    return X_pool, X_test, y_pool, y_test, name
+
+
+def _subsample(X_pool, y_pool, options):
+    size = options["pool_size"]
+    if size is None or size >= len(y_pool):
+        return X_pool, y_pool
+    rows = np.sort(np.random.RandomState(options["seed"]).choice(len(y_pool), size, replace=False))
+    return X_pool[rows], y_pool[rows]
+
+
+def _load_csv(path, label_column):
+    import pandas as pd
+
+    if not path.is_file():
+        raise FileNotFoundError(f"data file not found: {path}")
+    frame = pd.read_csv(path)
+    if label_column not in frame.columns:
+        raise ValueError(
+            f"label column {label_column!r} is not in {path.name}; its columns are: "
+            f"{', '.join(map(str, frame.columns))} (choose one with --label-column)"
+        )
+    y = frame.pop(label_column).to_numpy()
+    non_numeric = [str(c) for c in frame.columns if not pd.api.types.is_numeric_dtype(frame[c])]
+    if non_numeric:
+        raise ValueError(
+            f"{path.name}: feature column(s) {', '.join(non_numeric)} are not numeric; encode "
+            "them first (skal run uses the CSV's other columns as numeric features)"
+        )
+    if frame.shape[1] == 0:
+        raise ValueError(f"{path.name} has no feature columns besides {label_column!r}")
+    if frame.isna().any().any():
+        raise ValueError(f"{path.name} has missing feature values; fill or drop them first")
+    if pd.isna(y).any():
+        raise ValueError(f"{path.name} has rows without a label in {label_column!r}")
+    return frame.to_numpy(dtype=float), y
+
+
+def _load_mnist(source, options):
+    try:
+        from skal.datasets import load_mnist_idx
+    except ImportError:
+        raise ValueError("reading MNIST idx files needs skal.datasets, not in this "
+                         "installation") from None
+    folder = Path(source.partition(":")[2] if source.startswith("mnist:") else source)
+    if not folder.is_dir():
+        raise FileNotFoundError(f"MNIST folder not found: {folder}")
+    X_pool, y_pool = load_mnist_idx(folder, kind="train")
+    X_test, y_test = load_mnist_idx(folder, kind="test")
+    X_pool = np.asarray(X_pool, dtype=np.float32).reshape(len(y_pool), -1) / 255.0
+    X_test = np.asarray(X_test, dtype=np.float32).reshape(len(y_test), -1) / 255.0
+    X_pool, y_pool = _subsample(X_pool, y_pool, options)
+    return X_pool, X_test, np.asarray(y_pool), np.asarray(y_test), "mnist"
+
+
+def make_model(options, n_features, n_classes):
+    """The estimator for the ``model`` option."""
+    name = options["model"]
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    if name == "logreg":
+        from sklearn.linear_model import LogisticRegression
+
+        return make_pipeline(StandardScaler(), LogisticRegression(max_iter=1000))
+    if name == "random_forest":
+        from sklearn.ensemble import RandomForestClassifier
+
+        return RandomForestClassifier(n_estimators=100)
+    if name == "extra_trees":
+        from sklearn.ensemble import ExtraTreesClassifier
+
+        return ExtraTreesClassifier(n_estimators=100)
+    if name == "knn":
+        from sklearn.neighbors import KNeighborsClassifier
+
+        return make_pipeline(StandardScaler(), KNeighborsClassifier(n_neighbors=5))
+    if name == "naive_bayes":
+        from sklearn.naive_bayes import GaussianNB
+
+        return GaussianNB()
+    if name == "linear_svm":
+        from sklearn.svm import LinearSVC
+
+        return make_pipeline(StandardScaler(), LinearSVC())
+    if name in NET_MODELS:
+        return _make_net(name, options, n_features, n_classes)
+    raise ValueError(
+        f"unknown model {name!r}; known: {', '.join(CLASSICAL_MODELS + NET_MODELS)}"
+    )
+
+
+def _make_net(name, options, n_features, n_classes):
+    try:
+        import skal.nets as nets
+    except ImportError as exc:
+        raise ValueError(
+            f"model {name!r} needs torch, skorch and skal.nets: install skal[torch] ({exc})"
+        ) from None
+    cls = getattr(nets, "MCDropoutMLP" if name == "mlp" else "MCDropoutCNN", None)
+    if cls is None:
+        raise ValueError(f"model {name!r} is not available in this version of skal.nets")
+    params = cls().get_params(deep=False) if hasattr(cls, "get_params") else {}
+    kwargs = {"device": options["device"], "max_epochs": options["epochs"]}
+    return cls(**{k: v for k, v in kwargs.items() if k in params or not params})
+
+
+def _check_device(options):
+    device = str(options["device"])
+    if not device.startswith("cuda"):
+        return
+    if options["model"] not in NET_MODELS:
+        print(f"note: --device {device} applies to the torch models only; "
+              f"{options['model']} runs on the CPU", file=sys.stderr)
+        return
+    import torch
+
+    if not torch.cuda.is_available():
+        raise ValueError(f"--device {device} was asked for, but torch sees no CUDA GPU")
+
+
+def make_learners(options, estimator):
+    """``{strategy spec: learner}``, each strategy wrapped in the learner it needs."""
+    from skal import ActiveLearner, CommitteeLearner
+
+    registry = strategy_registry()
+    learners = {}
+    common = {"batch_size": options["batch_size"], "n_initial": options["initial_size"]}
+    for spec in options["strategies"]:
+        strategy = parse_strategy(spec, registry)
+        kind = type(strategy).__name__
+        if kind in _BAYESIAN_STRATEGIES and not hasattr(estimator, "predict_proba_samples"):
+            raise ValueError(
+                f"strategy {spec!r} needs posterior samples, but model {options['model']!r} is "
+                "a single model without them; use --model mlp or cnn (MC dropout) or a "
+                "committee strategy such as vote_entropy"
+            )
+        if kind in _COMMITTEE_STRATEGIES and not hasattr(estimator, "predict_proba_samples"):
+            if options["committee_size"] < 2:
+                raise ValueError(
+                    f"strategy {spec!r} needs posterior samples from a committee, but "
+                    f"--committee-size {options['committee_size']} is a single model; use "
+                    "--committee-size 2 or more"
+                )
+            learner = CommitteeLearner(
+                estimator, strategy, n_estimators=options["committee_size"], **common
+            )
+        else:
+            learner = ActiveLearner(estimator, strategy, **common)
+        if spec in learners:
+            raise ValueError(f"strategy {spec!r} is given twice")
+        learners[spec] = learner
+    if not learners:
+        raise ValueError("no strategies given")
+    return learners
+
+
+def _list_choices():
+    registry = strategy_registry()
+    print("strategies:", ", ".join(sorted({_snake(c.__name__) for c in registry.values()})))
+    print("models:    ", ", ".join(CLASSICAL_MODELS + NET_MODELS))
+    print("data:      ", ", ".join(BUNDLED_DATA), "| PATH.csv | MNIST_FOLDER")
+    return 0
+
+
+# ---------------------------------------------------------------------------- output
+def _output_dir(options, args, data_name):
+    if getattr(args, "output", None):
+        out = Path(args.output)
+    else:
+        stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
+        out = Path("skal-results") / f"{data_name}-{stamp}"
+        suffix = 2
+        while out.exists():
+            out = Path("skal-results") / f"{data_name}-{stamp}-{suffix}"
+            suffix += 1
+    out.mkdir(parents=True, exist_ok=True)
+    return out
+
+
+def _fmt(value, digits=3):
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "-"
+    if isinstance(value, float) and math.isinf(value):
+        return "not reached"
+    if isinstance(value, float) and value.is_integer() and digits == 0:
+        return str(int(value))
+    return f"{value:.{digits}f}"
+
+
+def format_table(summary, comparison, target):
+    """The printed results table, one row per strategy."""
+    headers = ["strategy", "final acc", "AULC"]
+    if target is not None:
+        headers.append(f"labels to {target:g} (25/50/75 %)")
+    headers += ["ΔAULC vs random", "wins", "p"]
+    rows = []
+    for learner, row in summary.iterrows():
+        cells = [
+            str(learner),
+            f"{_fmt(row['final_score_mean'])} ± {_fmt(row['final_score_std'])}",
+            f"{_fmt(row['aulc_mean'])} ± {_fmt(row['aulc_std'])}",
+        ]
+        if target is not None:
+            cells.append(" / ".join(
+                _fmt(row[f"labels_to_target_q{q}"], 0) for q in (25, 50, 75)
+            ))
+        if comparison is not None and learner in comparison.index:
+            c = comparison.loc[learner]
+            cells += [f"{c['aulc_diff_mean']:+.3f}", f"{c['wins']}/{c['n_pairs']}",
+                      _fmt(c["p_value"], 2)]
+        else:
+            cells += ["(baseline)" if comparison is not None else "-", "", ""]
+        rows.append(cells)
+    widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(headers)]
+    line = "  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True))
+    out = [line, "  ".join("-" * w for w in widths)]
+    out += ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)) for r in rows]
+    return "\n".join(out)
+
+
+def _default_target(summary, comparison):
+    if comparison is None or comparison.empty:
+        return None
+    baseline = comparison["baseline"].iloc[0]
+    return math.floor(summary.loc[baseline, "final_score_mean"] * 100) / 100
+
+
+# ---------------------------------------------------------------------------- run
+def run(args):
+    """Run ``skal run`` with parsed ``args``; return the exit status."""
+    if getattr(args, "list", False):
+        return _list_choices()
+    options = resolve_options(args)
+    _check_device(options)
+    X_pool, X_test, y_pool, y_test, data_name = load_data(options)
+    n_classes = np.unique(y_pool).size
+    estimator = make_model(options, X_pool.shape[1], n_classes)
+    learners = make_learners(options, estimator)
+
+    from skal.experiments import compare_to_random, run_experiment, summarize
+
+    budget = min(options["budget"], len(y_pool))
+    print(
+        f"skal run: {data_name} ({len(y_pool)} pool rows, {len(y_test)} test rows, "
+        f"{n_classes} classes), model {options['model']}, {len(learners)} strategies x "
+        f"{options['repeats']} repeats, budget {budget} labels "
+        f"({options['initial_size']} initial + batches of {options['batch_size']})",
+        flush=True,
+    )
+    result = run_experiment(
+        learners,
+        X_pool,
+        y_pool,
+        X_test,
+        y_test,
+        budget=budget,
+        n_repeats=options["repeats"],
+        random_state=options["seed"],
+        n_jobs=options["n_jobs"],
+        progress=not getattr(args, "quiet", False),
+    )
+    try:
+        comparison = compare_to_random(result)
+    except ValueError:
+        comparison = None
+    target = options["target"]
+    if target is None:
+        target = _default_target(summarize(result), comparison)
+    summary = summarize(result, target=target)
+    out = _output_dir(options, args, data_name)
+    _write_outputs(out, options, result, summary, comparison, target)
+    print()
+    print(format_table(summary, comparison, target))
+    if target is not None and options["target"] is None:
+        print(f"\nlabels to {target:g}: labels each strategy needed to reach the final "
+              "accuracy of random sampling (rounded down); set it with --target")
+    print(f"AULC: mean test accuracy over the labelling budget (area under the learning "
+          f"curve / ({budget} - {options['initial_size']}) labels), in [0, 1]")
+    print(f"\nresults written to {out}/")
+    return 0
+
+
+def _write_outputs(out, options, result, summary, comparison, target):
+    csv = result.copy()
+    csv["indices"] = [" ".join(map(str, rows)) for rows in csv["indices"]]
+    csv.to_csv(out / "results.csv", index=False)
+    table = summary if comparison is None else summary.join(comparison)
+    table.to_csv(out / "summary.csv")
+    write_config(options, out / "config.toml")
+    payload = {
+        "options": options,
+        "target": target,
+        "summary": json.loads(table.reset_index().to_json(orient="records")),
+        "results": json.loads(result.to_json(orient="records")),
+    }
+    (out / "results.json").write_text(json.dumps(payload, indent=1), encoding="utf-8")
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        print("note: matplotlib is not installed, so no plot was drawn "
+              "(pip install 'skal[plot]')", file=sys.stderr)
+        return
+    from skal.experiments import plot_labels_to_target, plot_learning_curves
+
+    ncols = 2 if target is not None else 1
+    fig, axes = plt.subplots(1, ncols, figsize=(6.4 * ncols, 4.6), layout="constrained",
+                             squeeze=False)
+    plot_learning_curves(result, target=target, ax=axes[0, 0])
+    axes[0, 0].set_ylabel("test accuracy")
+    if target is not None:
+        plot_labels_to_target(result, target, ax=axes[0, 1])
+    fig.savefig(out / "learning_curves.png", dpi=110)
+    plt.close(fig)

@@ -1,0 +1,160 @@
+"""End-to-end tests of ``skal run``: exit codes, files written, the table, the errors."""
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pandas as pd
+import pytest
+from threadpoolctl import threadpool_limits
+
+from skal._cli import main
+from skal.experiments._cli import parse_strategy, strategy_registry
+
+SMALL = ["--data", "iris", "--budget", "24", "--batch-size", "6", "--initial-size", "6",
+         "--repeats", "2", "--n-jobs", "1", "--quiet"]
+
+
+@pytest.fixture(autouse=True)
+def one_blas_thread():
+    with threadpool_limits(limits=1, user_api="blas"):
+        yield
+
+
+def test_run_writes_results_table_and_plot(tmp_path, capsys):
+    out = tmp_path / "out"
+    status = main(["run", *SMALL, "--output", str(out)])
+    captured = capsys.readouterr()
+    assert status == 0, captured.err
+    for name in ("results.csv", "summary.csv", "results.json", "config.toml",
+                 "learning_curves.png"):
+        assert (out / name).is_file(), name
+    png = (out / "learning_curves.png").read_bytes()
+    assert png.startswith(b"\x89PNG") and len(png) > 10_000
+    table = captured.out
+    for strategy in ("random", "margin", "entropy", "vote_entropy"):
+        assert f"\n{strategy} " in table
+    assert "AULC" in table and "labels to" in table and "(baseline)" in table
+    assert str(out) in table
+    results = pd.read_csv(out / "results.csv")
+    assert len(results) == 4 * 2 * 4  # strategies x repeats x cycles (6, 12, 18, 24)
+    assert sorted(results["n_labels"].unique()) == [6, 12, 18, 24]
+    assert results["indices"].str.split().str.len().max() == 6
+    payload = json.loads((out / "results.json").read_text())
+    assert payload["options"]["budget"] == 24
+    assert {row["learner"] for row in payload["summary"]} == {
+        "random", "margin", "entropy", "vote_entropy"}
+
+
+def test_config_reruns_exactly(tmp_path, capsys):
+    first, second = tmp_path / "a", tmp_path / "b"
+    assert main(["run", *SMALL, "--strategies", "random", "least_confidence",
+                 "--seed", "3", "--output", str(first)]) == 0
+    assert main(["run", "--config", str(first / "config.toml"), "--quiet",
+                 "--output", str(second)]) == 0
+    a = pd.read_csv(first / "results.csv")
+    b = pd.read_csv(second / "results.csv")
+    columns = ["learner", "repeat", "seed", "cycle", "n_labels", "score", "indices"]
+    pd.testing.assert_frame_equal(a[columns], b[columns])
+    assert (first / "config.toml").read_text() == (second / "config.toml").read_text()
+    assert set(a["learner"]) == {"random", "least_confidence"}
+    # the command line overrides the file
+    third = tmp_path / "c"
+    assert main(["run", "--config", str(first / "config.toml"), "--repeats", "1", "--quiet",
+                 "--output", str(third)]) == 0
+    assert pd.read_csv(third / "results.csv")["repeat"].nunique() == 1
+
+
+def test_csv_data_with_label_column(tmp_path, capsys):
+    rng = np.random.RandomState(0)
+    X = np.vstack([rng.normal(0, 1, (60, 3)), rng.normal(2, 1, (60, 3))])
+    frame = pd.DataFrame(X, columns=["a", "b", "c"])
+    frame["kind"] = ["x"] * 60 + ["y"] * 60
+    path = tmp_path / "blobs.csv"
+    frame.to_csv(path, index=False)
+    status = main(["run", "--data", str(path), "--label-column", "kind", "--strategies",
+                   "random", "margin:random_state=1", "--budget", "20", "--batch-size", "5",
+                   "--initial-size", "5", "--repeats", "2", "--quiet", "--n-jobs", "1",
+                   "--model", "naive_bayes", "--target", "0.8", "--output",
+                   str(tmp_path / "out")])
+    captured = capsys.readouterr()
+    assert status == 0, captured.err
+    assert "blobs" in captured.out and "labels to 0.8" in captured.out
+
+
+@pytest.mark.parametrize(
+    "extra, message",
+    [
+        (["--strategies", "random", "clairvoyant"], "unknown strategy 'clairvoyant'"),
+        (["--strategies", "margin:depth=3"], "has no parameter depth"),
+        (["--strategies", "margin:3"], "not KEY=VALUE"),
+        (["--data", "no/such/file.csv"], "data file not found"),
+        (["--data", "nonsense"], "unknown data set"),
+        (["--model", "transformer"], "unknown model"),
+        (["--strategies", "vote_entropy", "--committee-size", "1"], "single model"),
+        (["--budget", "0"], "--budget must be a positive integer"),
+        (["--initial-size", "50", "--budget", "20"], "larger than --budget"),
+        (["--config", "missing.toml"], "config file not found"),
+    ],
+)
+def test_user_errors_are_one_line(tmp_path, capsys, extra, message):
+    status = main(["run", *SMALL, "--output", str(tmp_path / "out"), *extra])
+    err = capsys.readouterr().err
+    assert status == 2
+    assert message in err
+    assert err.strip().count("\n") == 0 and "Traceback" not in err
+
+
+def test_missing_label_column_and_bad_config(tmp_path, capsys):
+    path = tmp_path / "d.csv"
+    pd.DataFrame({"a": [1.0, 2.0], "y": [0, 1]}).to_csv(path, index=False)
+    assert main(["run", "--data", str(path), "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert "label column 'label' is not in d.csv; its columns are: a, y" in err
+    config = tmp_path / "c.toml"
+    config.write_text('budgte = 10\n')
+    assert main(["run", "--config", str(config)]) == 2
+    assert "unknown option(s) budgte" in capsys.readouterr().err
+
+
+def test_bayesian_strategy_needs_posterior_samples(tmp_path, capsys):
+    if "BALD" not in {cls.__name__ for cls in strategy_registry().values()}:
+        pytest.skip("BALD is not in skal.strategies yet")
+    assert main(["run", *SMALL, "--strategies", "bald", "--output", str(tmp_path)]) == 2
+    assert "needs posterior samples" in capsys.readouterr().err
+
+
+def test_strategy_names():
+    registry = strategy_registry()
+    assert registry["margin"] is registry["MarginSampling"] is registry["margin_sampling"]
+    assert registry["kl_divergence"].__name__ == "KLDivergence"
+    strategy = parse_strategy("random:random_state=7")
+    assert strategy.get_params()["random_state"] == 7
+
+
+def test_help_and_list_in_a_subprocess():
+    result = subprocess.run([sys.executable, "-m", "skal._cli", "run", "--help"],
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0
+    for option in ("--data", "--strategies", "--budget", "--config", "--n-jobs", "--device"):
+        assert option in result.stdout
+    listed = subprocess.run([sys.executable, "-m", "skal._cli", "run", "--list"],
+                            capture_output=True, text=True, timeout=120)
+    assert listed.returncode == 0 and "vote_entropy" in listed.stdout
+
+
+def test_end_to_end_subprocess(tmp_path):
+    env_out = tmp_path / "run"
+    result = subprocess.run(
+        [sys.executable, "-m", "skal._cli", "run", *SMALL, "--strategies", "random",
+         "entropy", "--output", str(env_out)],
+        capture_output=True, text=True, timeout=300,
+        env={**__import__("os").environ, "OPENBLAS_NUM_THREADS": "1", "MPLBACKEND": "Agg"},
+    )
+    assert result.returncode == 0, result.stderr
+    assert "entropy" in result.stdout and (env_out / "learning_curves.png").stat().st_size > 0
+    bad = subprocess.run([sys.executable, "-m", "skal._cli", "run", "--strategies", "nope"],
+                         capture_output=True, text=True, timeout=120)
+    assert bad.returncode == 2 and bad.stderr.count("\n") == 1
+    assert "Traceback" not in bad.stderr
