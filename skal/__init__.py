@@ -7,6 +7,8 @@ from skal._committee import CommitteeLearner
 from skal._learner import ActiveLearner
 from skal.strategies import (
     BADGE,
+    BALD,
+    BatchBALD,
     ConsensusEntropy,
     CoreSet,
     DecisionMargin,
@@ -17,6 +19,7 @@ from skal.strategies import (
     ProbCover,
     RandomSampling,
     RankedBatch,
+    StochasticBALD,
     TypiClust,
     VoteEntropy,
 )
@@ -39,4 +42,7 @@ __all__ = [
     "RankedBatch",
     "TypiClust",
     "ProbCover",
+    "BALD",
+    "BatchBALD",
+    "StochasticBALD",
 ]

@@ -4,6 +4,7 @@ See :mod:`skal.strategies._base` for the learner <-> strategy protocol.
 """
 
 from skal.strategies._base import PoolScoringStrategy, QueryStrategy, top_k
+from skal.strategies._bayesian import BALD, BatchBALD, StochasticBALD
 from skal.strategies._coldstart import ProbCover, TypiClust
 from skal.strategies._committee import ConsensusEntropy, KLDivergence, VoteEntropy
 from skal.strategies._diversity import BADGE, CoreSet, RankedBatch
@@ -32,4 +33,7 @@ __all__ = [
     "RankedBatch",
     "TypiClust",
     "ProbCover",
+    "BALD",
+    "BatchBALD",
+    "StochasticBALD",
 ]

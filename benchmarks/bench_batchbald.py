@@ -1,0 +1,141 @@
+"""Time skal's BatchBALD against scikit-activeml's and batchbald_redux's, same inputs, one process.
+
+Every implementation gets the same random log-probabilities (standard normal logits through a
+log-softmax), the same batch size and the same number of joint samples. Anchors are timed when
+importable; install them in a separate environment, never into skal's:
+
+    python -m venv /tmp/anchors
+    /tmp/anchors/bin/pip install torch==2.13.0 scikit-activeml batchbald_redux
+    /tmp/anchors/bin/pip install -e . --no-deps   # plus skal's dependencies
+    /tmp/anchors/bin/python benchmarks/bench_batchbald.py
+
+Options: ``--repeats R`` (skal runs per configuration, median reported), ``--anchor-repeats``,
+``--threads T`` (default 2), ``--no-anchors``, ``--quick`` (the first configuration only).
+Figures are recorded in docs/benchmarks/batchbald.rst.
+"""
+
+import argparse
+import os
+import platform
+import time
+from functools import partial
+
+# Thread counts must be fixed before numpy and torch load their thread pools.
+_parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+_parser.add_argument("--repeats", type=int, default=5)
+_parser.add_argument("--anchor-repeats", type=int, default=1)
+_parser.add_argument("--threads", type=int, default=2)
+_parser.add_argument("--no-anchors", action="store_true")
+_parser.add_argument("--quick", action="store_true")
+_parser.add_argument("--dtype", default="float32")
+ARGS = _parser.parse_args()
+for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ[_var] = str(ARGS.threads)
+
+import numpy as np  # noqa: E402
+
+from skal.strategies import BatchBALD  # noqa: E402
+from skal.strategies._bayesian import greedy_batchbald  # noqa: E402
+
+# (pool N, posterior samples K, classes C, batch size, joint samples M), as in issue 5.
+CONFIGS = [
+    (2_000, 20, 10, 10, 1_000),
+    (10_000, 20, 10, 10, 1_000),
+    (2_000, 100, 10, 10, 10_000),
+]
+
+
+class FixedSamples:
+    """A stand-in learner whose posterior samples are given: row i of X_pool is pool item i."""
+
+    def __init__(self, proba_K_N_C):
+        self.proba = proba_K_N_C
+
+    def predict_proba_samples(self, X):
+        return self.proba[:, np.asarray(X)[:, 0], :]
+
+
+def make_log_probs(n_pool, n_samples, n_classes, seed=0):
+    logits = np.random.default_rng(seed).standard_normal((n_pool, n_samples, n_classes))
+    logits -= logits.max(axis=2, keepdims=True)
+    return logits - np.log(np.exp(logits).sum(axis=2, keepdims=True))  # (N, K, C)
+
+
+def timed(func, repeats):
+    times, result = [], None
+    for _ in range(repeats):
+        start = time.perf_counter()
+        result = func()
+        times.append(time.perf_counter() - start)
+    return float(np.median(times)), result
+
+
+def anchors():
+    found = {}
+    if ARGS.no_anchors:
+        return found
+    try:
+        from skactiveml.pool._bald import batch_bald
+
+        def run_skactiveml(log_probs_N_K_C, batch_size, n_joint):
+            probas = np.exp(log_probs_N_K_C).swapaxes(0, 1).copy()  # it clips its input in place
+            utilities = batch_bald(probas, batch_size, n_MC_samples=n_joint, random_state=0)
+            return np.nanargmax(utilities, axis=1)
+
+        found["scikit-activeml batch_bald"] = run_skactiveml
+    except ImportError as exc:
+        print(f"# scikit-activeml not importable: {exc}")
+    try:
+        import torch
+        from batchbald_redux.batchbald import get_batchbald_batch
+
+        torch.set_num_threads(ARGS.threads)
+
+        def run_redux(log_probs_N_K_C, batch_size, n_joint):
+            batch = get_batchbald_batch(
+                torch.from_numpy(log_probs_N_K_C), batch_size, n_joint,
+                dtype=torch.double, device="cpu",
+            )
+            return np.asarray(batch.indices)
+
+        found["batchbald_redux"] = run_redux
+    except ImportError as exc:
+        print(f"# batchbald_redux not importable: {exc}")
+    return found
+
+
+def main():
+    configs = CONFIGS[:1] if ARGS.quick else CONFIGS
+    print(f"# {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs visible, "
+          f"{ARGS.threads} threads, numpy {np.__version__}, dtype {ARGS.dtype}")
+    others = anchors()
+    for n_pool, n_samples, n_classes, batch_size, n_joint in configs:
+        log_probs = make_log_probs(n_pool, n_samples, n_classes)
+        proba_K_N_C = np.ascontiguousarray(np.exp(log_probs).swapaxes(0, 1))
+        learner, X_pool = FixedSamples(proba_K_N_C), np.arange(n_pool)[:, None]
+        strategy = BatchBALD(n_joint_samples=n_joint, dtype=ARGS.dtype, random_state=0)
+        print(f"\nN={n_pool} K={n_samples} C={n_classes} batch={batch_size} M={n_joint}")
+        skal_s, (picked, gains) = timed(
+            partial(strategy.select, learner, X_pool, batch_size), ARGS.repeats
+        )
+        print(f"  skal BatchBALD                 {skal_s:8.3f} s   gains {np.round(gains, 3)}")
+        full_s, (full_picked, _) = timed(
+            partial(
+                greedy_batchbald, proba_K_N_C, batch_size, n_joint_samples=n_joint,
+                random_state=0, dtype=ARGS.dtype, lazy=False,
+            ),
+            max(1, ARGS.repeats // 2),
+        )
+        print(f"  skal, lazy greedy off          {full_s:8.3f} s   same batch: "
+              f"{sorted(full_picked.tolist()) == sorted(picked.tolist())}")
+        for name, run in others.items():
+            seconds, indices = timed(
+                partial(run, log_probs, batch_size, n_joint), ARGS.anchor_repeats
+            )
+            overlap = len(set(indices.tolist()) & set(picked.tolist()))
+            print(f"  {name:30s} {seconds:8.3f} s   x{seconds / skal_s:6.1f} skal's time, "
+                  f"{overlap}/{batch_size} of skal's batch")
+
+
+if __name__ == "__main__":
+    main()
