@@ -107,7 +107,7 @@ def test_sigkill_of_the_terminal_session_loses_no_acknowledged_label(tmp_path, p
                   "--batch-size", "3", "--query-ahead")
     acked = {}
     for i in range(8):
-        sample_id = shown(child)
+        shown(child)
         child.sendline("1" if i % 3 else "2")
         child.expect(r"saved (\S+) = (\w+)")
         acked[child.match.group(1)] = child.match.group(2)

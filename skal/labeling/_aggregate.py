@@ -175,7 +175,9 @@ class DawidSkene(BaseEstimator):
         posterior = np.where(total > 0, counts / np.maximum(total, 1), 1.0 / n_classes)
         previous = -np.inf
         log_likelihood = -np.inf
-        for iteration in range(1, self.max_iter + 1):
+        iteration = 0
+        while iteration < self.max_iter:
+            iteration += 1
             priors, confusion = self._m_step(posterior, onehot)
             # log P(answers, truth k) per sample: log prior + sum over answers of log confusion.
             log_joint = np.log(priors)[None, :] + np.einsum(

@@ -74,7 +74,7 @@ def load_pool(path, id_column=None):
         raise ValueError(f"--id-column {id_column!r} is not a column of {path!r}: {header}.")
     id_at = None if id_column is None else header.index(id_column)
     numeric = []
-    for j, name in enumerate(header):
+    for j in range(len(header)):
         if j == id_at:
             continue
         try:
@@ -118,7 +118,9 @@ def _key_map(classes, keys):
     if len(keys) != len(classes):
         raise ValueError(f"--keys gives {len(keys)} keys for {len(classes)} classes.")
     if len(set(keys)) != len(keys) or set(keys) & set(_RESERVED):
-        raise ValueError(f"--keys must be distinct and avoid the reserved keys {sorted(_RESERVED)}.")
+        raise ValueError(
+            f"--keys must be distinct and avoid the reserved keys {sorted(_RESERVED)}."
+        )
     return dict(zip(keys, classes, strict=True))
 
 
