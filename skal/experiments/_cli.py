@@ -49,7 +49,7 @@ DEFAULTS = {
 # Strategies that need posterior samples: query-by-committee ones get a CommitteeLearner;
 # Bayesian ones (MC dropout) need a model that samples itself.
 _COMMITTEE_STRATEGIES = {"VoteEntropy", "KLDivergence", "ConsensusEntropy"}
-_BAYESIAN_STRATEGIES = {"BALD", "BatchBALD"}
+_BAYESIAN_STRATEGIES = {"BALD", "BatchBALD", "StochasticBALD"}
 
 
 # ---------------------------------------------------------------------------- arguments
@@ -77,7 +77,8 @@ def add_arguments(parser):
         "--data",
         metavar="NAME_OR_PATH",
         help="a bundled scikit-learn data set (" + ", ".join(BUNDLED_DATA) + "), a CSV file "
-        "with a label column, or a folder holding the MNIST idx files (default: digits)",
+        "with a label column, or a folder holding the MNIST idx files "
+        "(train-*/t10k-*-idx?-ubyte[.gz]) (default: digits)",
     )
     data.add_argument(
         "--label-column", metavar="COLUMN", help="the label column of a CSV file (default: label)"
@@ -377,17 +378,25 @@ def _load_mnist(source, options):
     try:
         from skal.datasets import load_mnist_idx
     except ImportError:
-        raise ValueError("reading MNIST idx files needs skal.datasets, not in this "
-                         "installation") from None
+        raise ValueError(
+            "reading MNIST idx files needs skal.datasets, not in this installation"
+        ) from None
+    from sklearn.model_selection import train_test_split
+
     folder = Path(source.partition(":")[2] if source.startswith("mnist:") else source)
     if not folder.is_dir():
         raise FileNotFoundError(f"MNIST folder not found: {folder}")
-    X_pool, y_pool = load_mnist_idx(folder, kind="train")
-    X_test, y_test = load_mnist_idx(folder, kind="test")
-    X_pool = np.asarray(X_pool, dtype=np.float32).reshape(len(y_pool), -1) / 255.0
-    X_test = np.asarray(X_test, dtype=np.float32).reshape(len(y_test), -1) / 255.0
+    X_test, y_test = load_mnist_idx(folder, kind="t10k")
+    try:
+        X_pool, y_pool = load_mnist_idx(folder, kind="train")
+    except FileNotFoundError:
+        # Only the test files: split them like any other data set.
+        X_pool, X_test, y_pool, y_test = train_test_split(
+            X_test, y_test, test_size=options["test_size"], random_state=options["seed"],
+            stratify=y_test,
+        )
     X_pool, y_pool = _subsample(X_pool, y_pool, options)
-    return X_pool, X_test, np.asarray(y_pool), np.asarray(y_test), "mnist"
+    return X_pool, X_test, y_pool, y_test, "mnist"
 
 
 def make_model(options, n_features, n_classes):
@@ -429,17 +438,18 @@ def make_model(options, n_features, n_classes):
 
 def _make_net(name, options, n_features, n_classes):
     try:
-        import skal.nets as nets
+        from skal.nets import MLP, MNISTConvNet, NetClassifier
     except ImportError as exc:
         raise ValueError(
             f"model {name!r} needs torch, skorch and skal.nets: install skal[torch] ({exc})"
         ) from None
-    cls = getattr(nets, "MCDropoutMLP" if name == "mlp" else "MCDropoutCNN", None)
-    if cls is None:
-        raise ValueError(f"model {name!r} is not available in this version of skal.nets")
-    params = cls().get_params(deep=False) if hasattr(cls, "get_params") else {}
-    kwargs = {"device": options["device"], "max_epochs": options["epochs"]}
-    return cls(**{k: v for k, v in kwargs.items() if k in params or not params})
+    if name == "cnn" and n_features != 784:
+        raise ValueError(
+            f"model 'cnn' is the MNIST network and needs 28x28 images (784 features); the data "
+            f"have {n_features}. Use --model mlp"
+        )
+    module = MNISTConvNet if name == "cnn" else MLP
+    return NetClassifier(module, device=options["device"], max_epochs=options["epochs"])
 
 
 def _check_device(options):
@@ -519,7 +529,7 @@ def _fmt(value, digits=3):
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "-"
     if isinstance(value, float) and math.isinf(value):
-        return "not reached"
+        return "never"
     if isinstance(value, float) and value.is_integer() and digits == 0:
         return str(int(value))
     return f"{value:.{digits}f}"
@@ -529,7 +539,7 @@ def format_table(summary, comparison, target):
     """The printed results table, one row per strategy."""
     headers = ["strategy", "final acc", "AULC"]
     if target is not None:
-        headers.append(f"labels to {target:g} (25/50/75 %)")
+        headers.append(f"labels to {target:g} (25/50/75 %)")  # "never": not within budget
     headers += ["ΔAULC vs random", "wins", "p"]
     rows = []
     for learner, row in summary.iterrows():
