@@ -13,6 +13,7 @@ from abc import ABCMeta, abstractmethod
 import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin, MetaEstimatorMixin, clone
 from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import Pipeline
 from sklearn.utils import check_random_state, get_tags
 from sklearn.utils.metaestimators import available_if
 from sklearn.utils.multiclass import check_classification_targets
@@ -80,13 +81,24 @@ def _check_positive_int(value, name, allow_none=False):
     return int(value)
 
 
-def _model_has(attr):
-    """For ``available_if``: does the (fitted, else configured) model offer ``attr``?"""
+def _model_has(attr, through_pipeline=False):
+    """For ``available_if``: does the (fitted, else configured) model offer ``attr``?
+
+    With ``through_pipeline``, a Pipeline qualifies when its last step offers ``attr``
+    (Pipeline forwards only scikit-learn's own methods).
+    """
 
     def check(self):
-        return all(hasattr(model, attr) for model in self._models_for_delegation())
+        models = self._models_for_delegation()
+        if through_pipeline:
+            models = [_last_step(model) for model in models]
+        return all(hasattr(model, attr) for model in models)
 
     return check
+
+
+def _last_step(model):
+    return model[-1] if isinstance(model, Pipeline) else model
 
 
 class BaseActiveLearner(ClassifierMixin, MetaEstimatorMixin, BaseEstimator, metaclass=ABCMeta):
@@ -410,7 +422,11 @@ class BaseActiveLearner(ClassifierMixin, MetaEstimatorMixin, BaseEstimator, meta
             start = time.perf_counter()
             self.X_labeled_ = take_rows(X, acquired)
             self.y_labeled_ = y[acquired]
-            self._update(take_rows(X, new), y[new])
+            if self.update != "refit" and np.setdiff1d(y[new], self.classes_).size:
+                # An incremental update cannot add an output for a class found only now.
+                self._fit_model(self.X_labeled_, self.y_labeled_)
+            else:
+                self._update(take_rows(X, new), y[new])
             self.history_.append(
                 self._history_row(new, scores, time.perf_counter() - start, query_seconds)
             )
@@ -610,7 +626,7 @@ class ActiveLearner(BaseActiveLearner):
         check_is_fitted(self)
         return self.estimator_.decision_function(self._check_X(X))
 
-    @available_if(_model_has("predict_proba_samples"))
+    @available_if(_model_has("predict_proba_samples", through_pipeline=True))
     def predict_proba_samples(self, X, **kwargs):
         """Posterior samples of class probabilities, when the estimator provides them.
 
@@ -618,14 +634,19 @@ class ActiveLearner(BaseActiveLearner):
         ----------
         X : array-like of shape (n_pool, n_features)
         **kwargs : dict
-            Passed on to the estimator (e.g. ``n_samples`` for MC-dropout networks).
+            Passed on to the estimator (e.g. ``n_samples`` for MC-dropout networks). When the
+            estimator is a Pipeline, ``X`` goes through its first steps' ``transform`` and
+            the last step samples.
 
         Returns
         -------
         samples : ndarray of shape (n_samples, n_pool, n_classes)
         """
         check_is_fitted(self)
-        return self.estimator_.predict_proba_samples(self._check_X(X), **kwargs)
+        X = self._check_X(X)
+        if isinstance(self.estimator_, Pipeline):
+            X = self.estimator_[:-1].transform(X)
+        return _last_step(self.estimator_).predict_proba_samples(X, **kwargs)
 
     @available_if(_model_has("transform"))
     def transform(self, X):

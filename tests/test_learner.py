@@ -23,6 +23,7 @@ from skal import ActiveLearner
 from skal.strategies import (
     DecisionMargin,
     EntropySampling,
+    KLDivergence,
     LeastConfidence,
     MarginSampling,
     RandomSampling,
@@ -450,3 +451,49 @@ def test_no_warnings_on_a_clean_run(iris):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         ActiveLearner(budget=30, random_state=0).fit(*iris).query(iris[0], 5)
+
+
+def test_incremental_simulation_refits_when_a_new_class_appears(iris):
+    X, y = iris
+    order = np.argsort(y, kind="stable")  # classes 0, then 1, then 2
+
+    def in_order(learner, X_pool, batch_size):
+        return np.arange(batch_size)
+
+    X_sorted, y_sorted = X[order], y[order]
+    y_sorted = y_sorted.copy()
+    learner = ActiveLearner(
+        SGDClassifier(loss="log_loss", random_state=0), in_order, update="partial_fit",
+        budget=120, n_initial=60, batch_size=30, initial_strategy=in_order, random_state=0,
+    ).fit(X_sorted, y_sorted)
+    assert learner.classes_.tolist() == [0, 1, 2]
+
+
+def test_predict_proba_samples_through_a_pipeline():
+    from sklearn.base import BaseEstimator, ClassifierMixin
+
+    class TwoSampleLogistic(ClassifierMixin, BaseEstimator):
+        """A real LogisticRegression with C=1 and C=0.01 as two posterior samples."""
+
+        def fit(self, X, y):
+            self.models_ = [LogisticRegression(C=c).fit(X, y) for c in (1.0, 0.01)]
+            self.classes_ = self.models_[0].classes_
+            return self
+
+        def predict_proba(self, X):
+            return self.predict_proba_samples(X).mean(axis=0)
+
+        def predict(self, X):
+            return self.classes_[self.predict_proba(X).argmax(axis=1)]
+
+        def predict_proba_samples(self, X):
+            return np.stack([m.predict_proba(X) for m in self.models_])
+
+    X, y = load_iris(return_X_y=True)
+    learner = ActiveLearner(make_pipeline(StandardScaler(), TwoSampleLogistic())).fit(X, y)
+    samples = learner.predict_proba_samples(X)
+    scaled = learner.estimator_[0].transform(X)
+    np.testing.assert_allclose(samples[1], learner.estimator_[-1].models_[1].predict_proba(scaled))
+    assert ActiveLearner(query_strategy=KLDivergence()).set_params(
+        estimator=make_pipeline(StandardScaler(), TwoSampleLogistic())
+    ).fit(X, y).query(X, 3).shape == (3,)
