@@ -190,7 +190,9 @@ class CommitteeLearner(BaseActiveLearner):
             # A fresh bootstrap of the grown labelled set, continuing from current weights.
             n_labels = y_all.shape[0]
             Parallel(n_jobs=self.n_jobs, prefer="threads")(
-                delayed(_fit_member)(member, X_all, y_all, self.bootstrap, (seed + n_labels) % _MAX_SEED)
+                delayed(_fit_member)(
+                    member, X_all, y_all, self.bootstrap, (seed + n_labels) % _MAX_SEED
+                )
                 for member, seed in zip(self.estimators_, seeds.tolist(), strict=True)
             )
             return

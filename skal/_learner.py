@@ -109,7 +109,7 @@ class BaseActiveLearner(ClassifierMixin, MetaEstimatorMixin, BaseEstimator, meta
     """
 
     # ------------------------------------------------------------------ public API
-    def fit(self, X, y):
+    def fit(self, X, y, *, on_cycle=None):
         """Fit on the labelled rows of ``X``, or run a simulated active-learning loop.
 
         With ``budget=None`` the model is trained on the rows of ``y`` that are not
@@ -123,6 +123,10 @@ class BaseActiveLearner(ClassifierMixin, MetaEstimatorMixin, BaseEstimator, meta
             All rows, labelled and not. Anything the estimator accepts.
         y : array-like of shape (n_samples,)
             Labels; rows equal to ``missing_label`` are unlabelled.
+        on_cycle : callable, default=None
+            Called as ``on_cycle(learner, record)`` after every fit of the run, with the
+            learner trained on the labelled rows so far and ``record`` the new ``history_``
+            entry, e.g. to score each cycle's model on a test set.
 
         Returns
         -------
@@ -159,8 +163,10 @@ class BaseActiveLearner(ClassifierMixin, MetaEstimatorMixin, BaseEstimator, meta
         self.history_ = []
         if self.budget is None:
             self._record_fit(X, y, labeled, query_seconds=0.0, scores=None)
+            if on_cycle is not None:
+                on_cycle(self, self.history_[-1])
         else:
-            self._simulate(X, y, labeled, rng)
+            self._simulate(X, y, labeled, rng, on_cycle)
         return self
 
     def query(self, X_pool, batch_size=None, *, return_scores=False):
@@ -375,7 +381,7 @@ class BaseActiveLearner(ClassifierMixin, MetaEstimatorMixin, BaseEstimator, meta
             "query_seconds": query_seconds,
         }
 
-    def _simulate(self, X, y, available, rng):
+    def _simulate(self, X, y, available, rng, on_cycle):
         """The simulated loop: ``y`` is the oracle, rows in ``available`` can be revealed."""
         budget = self.budget
         if budget < self.n_initial:
@@ -404,6 +410,9 @@ class BaseActiveLearner(ClassifierMixin, MetaEstimatorMixin, BaseEstimator, meta
         if scores is not None and scores.size < acquired.size:
             scores = np.concatenate([scores, np.full(acquired.size - scores.size, np.nan)])
         self._record_fit(X, y, acquired, time.perf_counter() - start, scores)
+        self.labeled_indices_ = acquired
+        if on_cycle is not None:
+            on_cycle(self, self.history_[-1])
 
         in_pool = np.zeros(_num_samples(y), dtype=bool)
         in_pool[available] = True
@@ -430,7 +439,9 @@ class BaseActiveLearner(ClassifierMixin, MetaEstimatorMixin, BaseEstimator, meta
             self.history_.append(
                 self._history_row(new, scores, time.perf_counter() - start, query_seconds)
             )
-        self.labeled_indices_ = acquired
+            self.labeled_indices_ = acquired
+            if on_cycle is not None:
+                on_cycle(self, self.history_[-1])
 
     def _ensure_two_classes(self, acquired, available, y, budget, rng):
         """Extend a one-class initial set with random rows until a second class appears.

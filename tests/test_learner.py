@@ -335,7 +335,8 @@ def test_partial_fit_update(iris):
 
 def test_warm_start_update_keeps_fitting_the_same_model(iris):
     X, y = iris
-    learner = ActiveLearner(make_pipeline(StandardScaler(), LogisticRegression()), update="warm_start",
+    learner = ActiveLearner(make_pipeline(StandardScaler(), LogisticRegression()),
+                            update="warm_start",
                             budget=40, random_state=0).fit(X, y)
     assert learner.estimator_[-1].warm_start is True
     with pytest.raises(ValueError, match="needs an estimator with a warm_start parameter"):
@@ -497,3 +498,20 @@ def test_predict_proba_samples_through_a_pipeline():
     assert ActiveLearner(query_strategy=KLDivergence()).set_params(
         estimator=make_pipeline(StandardScaler(), TwoSampleLogistic())
     ).fit(X, y).query(X, 3).shape == (3,)
+
+
+def test_on_cycle_sees_every_fitted_model(iris):
+    X, y = iris
+    seen = []
+
+    def score_cycle(learner, record):
+        seen.append((record["n_labels"], learner.n_labels_, learner.score(X, y)))
+
+    learner = ActiveLearner(budget=40, batch_size=10, random_state=0)
+    learner.fit(X, y, on_cycle=score_cycle)
+    assert [s[0] for s in seen] == [10, 20, 30, 40]
+    assert all(n_record == n_fitted for n_record, n_fitted, _ in seen)
+    assert seen[-1][2] == learner.score(X, y)
+    seen.clear()
+    ActiveLearner().fit(X, y, on_cycle=score_cycle)
+    assert len(seen) == 1

@@ -1,12 +1,11 @@
 """Simulated active-learning experiments: learners x repeats, scored on a test set every cycle.
 
-Each run drives a learner through its public ``fit`` / ``query`` / ``teach`` API with the pool
-labels as the oracle, so every cycle's model is scored once, right after it is trained, and
-the learner's own refit logic (``update``, committees, seeding) is reused unchanged.
+Each run is the learner's own simulated ``fit`` (``budget`` set) with an ``on_cycle`` callback,
+so every cycle's model is scored once, right after it is trained, and the loop, refit logic
+(``update``, committees, seeding) and initial-set handling are the core's, unchanged.
 """
 
 import numbers
-import time
 
 import numpy as np
 import pandas as pd
@@ -18,8 +17,7 @@ from sklearn.utils import check_random_state
 from sklearn.utils.validation import _num_samples
 
 from skal._learner import seed_estimator
-from skal._validation import as_row_container
-from skal.strategies._base import select_with_scores, take_rows
+from skal._validation import as_row_container, missing_mask
 
 _MAX_SEED = np.iinfo(np.int32).max
 
@@ -105,80 +103,35 @@ def _repeat_seeds(random_state, n_repeats):
     return [int(s) for s in rng.randint(_MAX_SEED, size=n_repeats)]
 
 
-def _initial_rows(y_pool, n_initial, seed):
-    """The initial labelled rows for one repeat: the same for every learner (paired design).
-
-    Redrawn (up to 100 times) until it holds at least two classes, since a classifier cannot
-    be fitted on one.
-    """
-    rng = check_random_state(seed)
-    n_pool = y_pool.shape[0]
-    for _ in range(100):
-        rows = np.sort(rng.choice(n_pool, size=n_initial, replace=False))
-        if np.unique(y_pool[rows]).size > 1:
-            return rows
-    raise ValueError(
-        f"Could not draw {n_initial} initial rows holding two classes; raise n_initial."
-    )
-
-
-def _mask_labels(y_pool, rows, missing):
-    """``y_pool`` with every row but ``rows`` set to ``missing`` (the learner's marker)."""
-    if missing is not None and not isinstance(missing, str) and y_pool.dtype.kind in "iuf":
-        dtype = np.result_type(y_pool.dtype, np.asarray(missing).dtype)
-    else:
-        dtype = object
-    is_missing = y_pool != y_pool if missing != missing else y_pool == missing  # NaN marker
-    if np.any(is_missing):
+def _check_oracle(y_pool, missing):
+    """The oracle labels every row: none may equal the learner's ``missing_label``."""
+    is_missing = missing_mask(y_pool, missing)
+    if is_missing.any():
         raise ValueError(
             f"y_pool contains the learner's missing_label={missing!r}; the oracle must label "
             "every row. Set the learner's missing_label to a value that is not a class."
         )
-    y_known = np.full(y_pool.shape[0], missing, dtype=dtype)
-    y_known[rows] = y_pool[rows]
-    return y_known
 
 
 def _run_one(name, learner, X_pool, y_pool, X_test, y_test, settings, repeat, seed, progress):
-    """One learner, one repeat: fit on the initial rows, then query/teach to the budget."""
+    """One learner, one repeat: the learner's own simulated run, scored after every fit.
+
+    Every learner of a repeat gets the repeat's seed, hence the same initial rows (paired).
+    """
     budget, batch_size, n_initial, scoring, initial_strategy = settings
     learner = seed_estimator(clone(learner), seed, overwrite=False)
-    if "random_state" in learner.get_params(deep=False):
-        learner.set_params(random_state=seed)
-    params = learner.get_params(deep=False)
-    if batch_size is None:
-        batch_size = params.get("batch_size", 10)
-    if n_initial is None:
-        n_initial = params.get("n_initial", 10)
-    if initial_strategy is None:
-        initial_strategy = params.get("initial_strategy")
-    if "budget" in params:
-        learner.set_params(budget=None)  # the experiment drives the loop itself
-
-    n_pool = y_pool.shape[0]
-    start = time.perf_counter()
-    if initial_strategy is None:
-        acquired = _initial_rows(y_pool, min(n_initial, budget), seed)
-    else:
-        strategy = clone(initial_strategy) if hasattr(initial_strategy, "get_params") else (
-            initial_strategy
-        )
-        if hasattr(strategy, "get_params"):
-            seed_estimator(strategy, seed, overwrite=False)
-        acquired, _ = select_with_scores(strategy, learner, X_pool, min(n_initial, budget))
-        acquired = np.asarray(acquired)
-    initial_seconds = time.perf_counter() - start
-
-    missing = learner.get_params(deep=False).get("missing_label", -1)
-    y_known = _mask_labels(y_pool, acquired, missing)
-    learner.fit(X_pool, y_known)
+    overrides = {"random_state": seed, "budget": budget, "batch_size": batch_size,
+                 "n_initial": n_initial, "initial_strategy": initial_strategy}
+    learner.set_params(**{k: v for k, v in overrides.items() if v is not None})
+    if learner.n_initial > budget:
+        learner.set_params(n_initial=budget)
+    _check_oracle(y_pool, learner.missing_label)
     strategy_name, estimator_name = _learner_names(learner)
     rows = []
 
-    def record(indices, query_seconds):
-        score = scoring(learner, X_test, y_test)
+    def record(fitted, entry):
+        score = scoring(fitted, X_test, y_test)
         scores = score if isinstance(score, dict) else {"score": score}
-        entry = learner.history_[-1]
         rows.append(
             {
                 "learner": name,
@@ -186,32 +139,18 @@ def _run_one(name, learner, X_pool, y_pool, X_test, y_test, settings, repeat, se
                 "estimator": estimator_name,
                 "repeat": repeat,
                 "seed": seed,
-                "cycle": len(rows),
+                "cycle": int(entry["cycle"]),
                 "n_labels": int(entry["n_labels"]),
                 **{key: float(value) for key, value in scores.items()},
                 "fit_seconds": float(entry["fit_seconds"]),
-                "query_seconds": float(query_seconds),
-                "indices": [int(i) for i in indices],
+                "query_seconds": float(entry["query_seconds"]),
+                "indices": [int(i) for i in entry["indices"]],
             }
         )
         if progress is not None:
             progress(1)
 
-    record(acquired, initial_seconds)
-    in_pool = np.ones(n_pool, dtype=bool)
-    in_pool[acquired] = False
-    n_labels = acquired.size
-    while n_labels < budget and in_pool.any():
-        pool = np.flatnonzero(in_pool)
-        n_query = min(batch_size, budget - n_labels, pool.size)
-        start = time.perf_counter()
-        picked = learner.query(take_rows(X_pool, pool), batch_size=n_query)
-        query_seconds = time.perf_counter() - start
-        new = pool[np.asarray(picked)]
-        in_pool[new] = False
-        n_labels += new.size
-        learner.teach(take_rows(X_pool, new), y_pool[new])
-        record(new, query_seconds)
+    learner.fit(X_pool, y_pool, on_cycle=record)
     return rows
 
 
@@ -241,6 +180,9 @@ def run_experiment(
     progress=False,
 ):
     """Simulate active learning with known labels and score every cycle's model on a test set.
+
+    Each run is the learner's own simulated ``fit`` (``budget`` set), with an ``on_cycle``
+    callback that scores the model of every cycle once.
 
     Every learner (or every point of ``param_grid``) runs ``n_repeats`` times. Repeat ``r``
     uses the same seed and the same initial labelled rows for every learner, so learners are
@@ -277,7 +219,8 @@ def run_experiment(
     initial_strategy : callable, default=None
         How the initial rows are picked (a cold-start strategy, called with an unfitted
         learner). None uses the learner's ``initial_strategy``, or else rows drawn uniformly at
-        random from the repeat's seed, redrawn until they hold two classes.
+        random from the repeat's seed (extended with random rows until they hold two classes,
+        as in :meth:`ActiveLearner.fit <skal.ActiveLearner.fit>`).
     n_repeats : int, default=3
         Number of repeats (seeds).
     scoring : str, callable, list or dict, default=None

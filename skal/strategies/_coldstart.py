@@ -186,7 +186,9 @@ class ProbCover(QueryStrategy):
         elif isinstance(self.radius, numbers.Real) and self.radius >= 0:
             radius = float(self.radius)
         else:
-            raise ValueError(f"radius must be 'auto' or a non-negative number, got {self.radius!r}.")
+            raise ValueError(
+                f"radius must be 'auto' or a non-negative number, got {self.radius!r}."
+            )
         graph = NearestNeighbors(radius=radius).fit(Z_all).radius_neighbors_graph(
             Z_all, mode="connectivity"
         ).tocsr()

@@ -8,8 +8,8 @@ import numbers
 
 import numpy as np
 from sklearn.metrics.pairwise import pairwise_kernels
-from threadpoolctl import ThreadpoolController
 from sklearn.utils.validation import _num_samples
+from threadpoolctl import ThreadpoolController
 
 from skal.strategies._base import QueryStrategy, chunk_slices, embed, require, top_k
 
@@ -324,7 +324,8 @@ class BADGE(QueryStrategy):
 
 
 def gradient_factors(proba, H):
-    """Factors of the BADGE gradient embedding: ``a = p - onehot(argmax p)``, ``||a||²``, ``||h||²``."""
+    """Factors of the BADGE gradient embedding ``a = p - onehot(argmax p)``, ``||a||²``, ``||h||²``.
+    """
     A = np.array(proba, dtype=np.float64)
     A[np.arange(A.shape[0]), A.argmax(axis=1)] -= 1.0
     return A, np.einsum("ij,ij->i", A, A), sq_norms(H)
