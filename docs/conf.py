@@ -61,19 +61,5 @@ def _skip_inherited_library_members(app, what, name, obj, skip, options):
     return skip
 
 
-# Shapes written in plain docstring text that reStructuredText would misread: a trailing
-# underscore is a link reference, a leading star starts emphasis.
-_RST_ESCAPES = {"(n_features_in_,)": "(``n_features_in_``,)", "*input_shape": r"\*input_shape"}
-
-
-def _escape_shapes(app, what, name, obj, options, lines):
-    for i, line in enumerate(lines):
-        for old, new in _RST_ESCAPES.items():
-            if old in line and new not in line:
-                line = line.replace(old, new)
-        lines[i] = line
-
-
 def setup(app):
     app.connect("autodoc-skip-member", _skip_inherited_library_members)
-    app.connect("autodoc-process-docstring", _escape_shapes)

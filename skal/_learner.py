@@ -540,7 +540,7 @@ class ActiveLearner(BaseActiveLearner):
         ``fit_seconds`` and ``query_seconds``. ``pandas.DataFrame(history_)`` tabulates it.
     n_features_in_ : int
         Number of features seen during fit.
-    feature_names_in_ : ndarray of shape (n_features_in_,)
+    feature_names_in_ : ndarray of shape (`n_features_in_`,)
         Names of features seen during fit, when ``X`` has string column names.
 
     Examples

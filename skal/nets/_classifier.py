@@ -322,7 +322,7 @@ class NetClassifier(NeuralNetClassifier):
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, n_features) or (n_samples, *input_shape)
+        X : array-like of shape (n_samples, n_features) or (n_samples, channels, height, width)
         y : array-like of shape (n_samples,)
         **fit_params : dict
             Passed to the module's ``forward`` (skorch convention).
