@@ -232,6 +232,10 @@ class QueryStrategy(BaseEstimator, metaclass=ABCMeta):
     chosen by. ``__call__`` validates the request once and returns only the indices.
     """
 
+    def __init__(self, random_state=None):
+        # Strategies whose only parameter is the seed of their tie-breaks inherit this.
+        self.random_state = random_state
+
     def __call__(self, learner, X_pool, batch_size=1):
         """Select the rows of ``X_pool`` to label next.
 

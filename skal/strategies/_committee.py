@@ -42,9 +42,6 @@ class VoteEntropy(_CommitteeStrategy):
         Breaks ties between equal scores (vote entropy takes few distinct values).
     """
 
-    def __init__(self, random_state=None):
-        self.random_state = random_state
-
     def _score_chunk(self, learner, X_chunk):
         samples = _posterior_samples(learner, X_chunk, type(self).__name__)
         n_members, n_rows, n_classes = samples.shape
@@ -70,9 +67,6 @@ class KLDivergence(_CommitteeStrategy):
         Breaks ties between equal scores.
     """
 
-    def __init__(self, random_state=None):
-        self.random_state = random_state
-
     def _score_chunk(self, learner, X_chunk):
         samples = _posterior_samples(learner, X_chunk, type(self).__name__)
         consensus = samples.mean(axis=0)
@@ -93,9 +87,6 @@ class ConsensusEntropy(_CommitteeStrategy):
     random_state : int, RandomState instance or None, default=None
         Breaks ties between equal scores.
     """
-
-    def __init__(self, random_state=None):
-        self.random_state = random_state
 
     def _score_chunk(self, learner, X_chunk):
         samples = _posterior_samples(learner, X_chunk, type(self).__name__)

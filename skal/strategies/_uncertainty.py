@@ -39,9 +39,6 @@ class RandomSampling(QueryStrategy):
     (2,)
     """
 
-    def __init__(self, random_state=None):
-        self.random_state = random_state
-
     def _select(self, learner, X_pool, batch_size, random_state):
         return random_state.choice(_num_samples(X_pool), size=batch_size, replace=False), None
 
@@ -56,9 +53,6 @@ class LeastConfidence(PoolScoringStrategy):
     random_state : int, RandomState instance or None, default=None
         Breaks ties between equal scores.
     """
-
-    def __init__(self, random_state=None):
-        self.random_state = random_state
 
     def _score_chunk(self, learner, X_chunk):
         proba = require(learner, "predict_proba", type(self).__name__)(X_chunk)
@@ -77,9 +71,6 @@ class MarginSampling(PoolScoringStrategy):
         Breaks ties between equal scores.
     """
 
-    def __init__(self, random_state=None):
-        self.random_state = random_state
-
     def _score_chunk(self, learner, X_chunk):
         proba = require(learner, "predict_proba", type(self).__name__)(X_chunk)
         first, second = top_two(proba)
@@ -96,9 +87,6 @@ class EntropySampling(PoolScoringStrategy):
     random_state : int, RandomState instance or None, default=None
         Breaks ties between equal scores.
     """
-
-    def __init__(self, random_state=None):
-        self.random_state = random_state
 
     def _score_chunk(self, learner, X_chunk):
         proba = require(learner, "predict_proba", type(self).__name__)(X_chunk)
@@ -120,9 +108,6 @@ class DecisionMargin(PoolScoringStrategy):
     """
 
     _requires = "decision_function"
-
-    def __init__(self, random_state=None):
-        self.random_state = random_state
 
     def _score_chunk(self, learner, X_chunk):
         decision = np.asarray(require(learner, "decision_function", type(self).__name__)(X_chunk))
