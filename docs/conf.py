@@ -40,7 +40,8 @@ sphinx_gallery_conf = {
     "examples_dirs": "../examples",
     "gallery_dirs": "auto_examples",
     "filename_pattern": "/plot_",
-    "ignore_pattern": r"quickstart_digits\.py",
+    # not gallery scripts: a plain walkthrough, and an hours-long reproduction experiment
+    "ignore_pattern": r"(quickstart_digits|batchbald_mnist)\.py",
     "doc_module": ("skal",),
     "backreferences_dir": "gen_modules/backreferences",
     "reference_url": {"skal": None},

@@ -4,9 +4,17 @@
 known labels and returns a tidy :class:`pandas.DataFrame`; :func:`summarize`,
 :func:`compare_to_random`, :func:`aulc` and :func:`labels_to_target` condense it; the
 ``plot_*`` functions draw it. The ``skal run`` command is built on them.
+:class:`BalancedInitialSet`, :func:`early_stopping_params` and :func:`fixed_length_loader`
+reproduce published protocols (the BatchBALD paper's MNIST set-up).
 """
 
 from skal.experiments._plot import plot_labels_to_target, plot_learning_curves
+from skal.experiments._recipes import (
+    BalancedInitialSet,
+    class_balanced_rows,
+    early_stopping_params,
+    fixed_length_loader,
+)
 from skal.experiments._simulate import run_experiment
 from skal.experiments._summary import (
     aulc,
@@ -25,4 +33,8 @@ __all__ = [
     "quantiles",
     "plot_learning_curves",
     "plot_labels_to_target",
+    "BalancedInitialSet",
+    "class_balanced_rows",
+    "early_stopping_params",
+    "fixed_length_loader",
 ]

@@ -44,7 +44,15 @@ DEFAULTS = {
     "device": "cpu",
     "seed": 0,
     "epochs": 10,
+    # protocol details of published deep active-learning benchmarks (torch networks only)
+    "initial_strategy": "random",
+    "mc_samples": 20,
+    "lr": None,
+    "validation_size": 0,
+    "patience": 3,
+    "epoch_samples": None,
 }
+INITIAL_STRATEGIES = ("random", "balanced")
 
 # Strategies that need posterior samples: query-by-committee ones get a CommitteeLearner;
 # Bayesian ones (MC dropout) need a model that samples itself.
@@ -123,6 +131,33 @@ def add_arguments(parser):
         "(default: 10)"
     )
     model.add_argument(
+        "--mc-samples", type=int, metavar="K", help="MC-dropout samples of the torch networks "
+        "for bald, batchbald and the like (default: 20)"
+    )
+    model.add_argument(
+        "--lr", type=float, metavar="RATE", help="Adam learning rate of the torch networks "
+        "(default: 0.01)"
+    )
+    model.add_argument(
+        "--validation-size",
+        type=int,
+        metavar="N",
+        help="hold N pool rows out as a validation set: the torch networks then stop training "
+        "when validation accuracy has not improved for --patience epochs and keep their best "
+        "epoch (default: 0, no validation set; train --epochs epochs)",
+    )
+    model.add_argument(
+        "--patience", type=int, metavar="N", help="early-stopping patience in epochs, with "
+        "--validation-size (default: 3)"
+    )
+    model.add_argument(
+        "--epoch-samples",
+        type=int,
+        metavar="N",
+        help="rows drawn per training epoch of the torch networks, cycling a small labelled "
+        "set (default: one pass over it)",
+    )
+    model.add_argument(
         "--list", action="store_true", help="list the strategies, models and data sets, then exit"
     )
     loop = parser.add_argument_group("the active-learning loop")
@@ -137,7 +172,14 @@ def add_arguments(parser):
         "--initial-size",
         type=int,
         metavar="N",
-        help="random rows labelled before the first query (default: 20)",
+        help="rows labelled before the first query (default: 20)",
+    )
+    loop.add_argument(
+        "--initial-strategy",
+        choices=INITIAL_STRATEGIES,
+        help="how the initial rows are picked: at random, or balanced, the same number of "
+        "each class (--initial-size must be a multiple of the number of classes), as the "
+        "BatchBALD paper does (default: random)",
     )
     loop.add_argument(
         "--repeats", type=int, metavar="N", help="runs per strategy, each with its own seed "
@@ -212,10 +254,23 @@ def resolve_options(args):
             options[key] = value
     if isinstance(options["strategies"], str):
         options["strategies"] = options["strategies"].split()
-    for key in ("budget", "batch_size", "initial_size", "repeats", "committee_size", "epochs"):
+    for key in ("budget", "batch_size", "initial_size", "repeats", "committee_size", "epochs",
+                "mc_samples", "patience"):
         if not isinstance(options[key], int) or isinstance(options[key], bool) or options[key] < 1:
             raise ValueError(f"--{key.replace('_', '-')} must be a positive integer, "
                              f"got {options[key]!r}")
+    for key in ("validation_size", "epoch_samples"):
+        value = options[key]
+        if value is not None and (not isinstance(value, int) or isinstance(value, bool)
+                                  or value < 0):
+            raise ValueError(f"--{key.replace('_', '-')} must be a non-negative integer, "
+                             f"got {value!r}")
+    if options["initial_strategy"] not in INITIAL_STRATEGIES:
+        raise ValueError(f"--initial-strategy must be one of {', '.join(INITIAL_STRATEGIES)}, "
+                         f"got {options['initial_strategy']!r}")
+    if options["validation_size"] and options["model"] not in NET_MODELS:
+        raise ValueError(f"--validation-size is for early stopping of the torch models "
+                         f"({', '.join(NET_MODELS)}), not {options['model']!r}")
     if options["pool_size"] is not None and options["pool_size"] < 2:
         raise ValueError(f"--pool-size must be at least 2, got {options['pool_size']}")
     if not 0 < options["test_size"] < 1:
@@ -399,8 +454,9 @@ def _load_mnist(source, options):
     return X_pool, X_test, y_pool, y_test, "mnist"
 
 
-def make_model(options, n_features, n_classes):
-    """The estimator for the ``model`` option."""
+def make_model(options, n_features, n_classes, validation=None):
+    """The estimator for the ``model`` option; ``validation`` is ``(classes, X, y)`` for early
+    stopping of the torch networks."""
     name = options["model"]
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
@@ -430,13 +486,13 @@ def make_model(options, n_features, n_classes):
 
         return make_pipeline(StandardScaler(), LinearSVC())
     if name in NET_MODELS:
-        return _make_net(name, options, n_features, n_classes)
+        return _make_net(name, options, n_features, n_classes, validation)
     raise ValueError(
         f"unknown model {name!r}; known: {', '.join(CLASSICAL_MODELS + NET_MODELS)}"
     )
 
 
-def _make_net(name, options, n_features, n_classes):
+def _make_net(name, options, n_features, n_classes, validation=None):
     try:
         from skal.nets import MLP, MNISTConvNet, NetClassifier
     except ImportError as exc:
@@ -449,7 +505,24 @@ def _make_net(name, options, n_features, n_classes):
             f"have {n_features}. Use --model mlp"
         )
     module = MNISTConvNet if name == "cnn" else MLP
-    return NetClassifier(module, device=options["device"], max_epochs=options["epochs"])
+    params = {"device": options["device"], "max_epochs": options["epochs"],
+              "n_samples": options["mc_samples"]}
+    if options["lr"] is not None:
+        params["lr"] = options["lr"]
+    if validation is not None:
+        from skal.experiments._recipes import early_stopping_params
+
+        classes, X_valid, y_valid = validation
+        # The network predicts class indices; the validation targets must be those.
+        params.update(classes=classes, **early_stopping_params(
+            X_valid, np.searchsorted(classes, y_valid), patience=options["patience"],
+            epoch_samples=options["epoch_samples"]))
+    elif options["epoch_samples"]:
+        from skal.experiments._recipes import fixed_length_loader
+
+        params.update(iterator_train=fixed_length_loader,
+                      iterator_train__epoch_samples=options["epoch_samples"])
+    return NetClassifier(module, **params)
 
 
 def _check_device(options):
@@ -582,17 +655,21 @@ def run(args):
     _check_device(options)
     X_pool, X_test, y_pool, y_test, data_name = load_data(options)
     n_classes = np.unique(y_pool).size
-    estimator = make_model(options, X_pool.shape[1], n_classes)
+    X_pool, y_pool, validation = _split_validation(X_pool, y_pool, options)
+    estimator = make_model(options, X_pool.shape[1], n_classes, validation)
     learners = make_learners(options, estimator)
+    initial_strategy = _initial_strategy(options, y_pool)
 
     from skal.experiments import compare_to_random, run_experiment, summarize
 
     budget = min(options["budget"], len(y_pool))
+    held_out = f", {len(validation[2])} validation rows" if validation is not None else ""
     print(
-        f"skal run: {data_name} ({len(y_pool)} pool rows, {len(y_test)} test rows, "
+        f"skal run: {data_name} ({len(y_pool)} pool rows{held_out}, {len(y_test)} test rows, "
         f"{n_classes} classes), model {options['model']}, {len(learners)} strategies x "
         f"{options['repeats']} repeats, budget {budget} labels "
-        f"({options['initial_size']} initial + batches of {options['batch_size']})",
+        f"({options['initial_size']} {options['initial_strategy']} initial + batches of "
+        f"{options['batch_size']})",
         flush=True,
     )
     result = run_experiment(
@@ -603,6 +680,7 @@ def run(args):
         y_test,
         budget=budget,
         n_repeats=options["repeats"],
+        initial_strategy=initial_strategy,
         random_state=options["seed"],
         n_jobs=options["n_jobs"],
         progress=not getattr(args, "quiet", False),
@@ -626,6 +704,33 @@ def run(args):
           f"curve / ({budget} - {options['initial_size']}) labels), in [0, 1]")
     print(f"\nresults written to {out}/")
     return 0
+
+
+def _split_validation(X_pool, y_pool, options):
+    """Hold ``validation_size`` pool rows out for early stopping; return the rest and them."""
+    size = options["validation_size"]
+    if not size:
+        return X_pool, y_pool, None
+    if size > len(y_pool) - options["budget"]:
+        raise ValueError(f"--validation-size {size} leaves fewer pool rows than --budget "
+                         f"{options['budget']}")
+    classes = np.unique(y_pool)
+    rows = np.random.RandomState(options["seed"]).permutation(len(y_pool))
+    held, kept = np.sort(rows[:size]), np.sort(rows[size:])
+    return X_pool[kept], y_pool[kept], (classes, X_pool[held], y_pool[held])
+
+
+def _initial_strategy(options, y_pool):
+    if options["initial_strategy"] != "balanced":
+        return None
+    from skal.experiments._recipes import BalancedInitialSet
+
+    n_classes = np.unique(y_pool).size
+    per_class, rest = divmod(options["initial_size"], n_classes)
+    if rest or not per_class:
+        raise ValueError(f"--initial-strategy balanced needs --initial-size a multiple of the "
+                         f"{n_classes} classes, got {options['initial_size']}")
+    return BalancedInitialSet(y_pool, n_per_class=per_class)
 
 
 def _write_outputs(out, options, result, summary, comparison, target):
