@@ -515,3 +515,16 @@ def test_on_cycle_sees_every_fitted_model(iris):
     seen.clear()
     ActiveLearner().fit(X, y, on_cycle=score_cycle)
     assert len(seen) == 1
+
+
+def test_pool_scoring_honours_joblib_parallel_config():
+    from joblib import parallel_config
+
+    X, y = make_blobs(n_samples=2000, centers=3, n_features=5, random_state=0)
+    y_known, _ = _partly_labelled(y, 30)
+    learner = ActiveLearner(query_strategy=EntropySampling(random_state=0), chunk_size=300,
+                            n_jobs=2).fit(X, y_known)
+    expected = EntropySampling().score(learner.set_params(n_jobs=None), X)
+    learner.set_params(n_jobs=2)
+    with parallel_config(backend="loky"):  # processes: the learner travels by pickle
+        np.testing.assert_allclose(EntropySampling().score(learner, X), expected)
