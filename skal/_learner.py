@@ -234,7 +234,8 @@ class BaseActiveLearner(ClassifierMixin, MetaEstimatorMixin, BaseEstimator, meta
             )
         start = time.perf_counter()
         self.X_labeled_ = concat_rows(self.X_labeled_, X_new)
-        self.y_labeled_ = np.concatenate([self.y_labeled_, y_new.astype(self.y_labeled_.dtype)])
+        # No cast to the old dtype: "<U3" would silently cut a new label "horse" to "hor".
+        self.y_labeled_ = np.concatenate([self.y_labeled_, y_new])
         self._update(X_new, y_new)
         self.history_.append(
             self._history_row(None, None, time.perf_counter() - start, query_seconds=0.0)

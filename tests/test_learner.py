@@ -528,3 +528,14 @@ def test_pool_scoring_honours_joblib_parallel_config():
     learner.set_params(n_jobs=2)
     with parallel_config(backend="loky"):  # processes: the learner travels by pickle
         np.testing.assert_allclose(EntropySampling().score(learner, X), expected)
+
+
+def test_teach_keeps_longer_string_labels_intact(iris):
+    X, y = iris
+    names = np.array(["cat", "dog", "horse"])[y]
+    y_known = np.array([n if n != "horse" else "" for n in names])  # dtype "<U3"
+    learner = ActiveLearner(missing_label="").fit(X, y_known)
+    assert learner.y_labeled_.dtype.itemsize < np.array(["horse"]).dtype.itemsize
+    learner.teach(X[y == 2][:2], ["horse", "horse"])
+    assert learner.y_labeled_[-2:].tolist() == ["horse", "horse"]
+    assert "horse" in learner.classes_
