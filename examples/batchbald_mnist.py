@@ -24,10 +24,10 @@ resumes. ``--quick`` is a few-minute CPU check of the whole pipeline.
 
 Outputs in ``--output``: ``results.csv`` (one row per method, seed and acquisition: labels,
 test accuracy, seconds of training, MC sampling and selection, training epochs, rows
-acquired), ``labels_to_target.csv`` and ``table.md`` (the quantiles beside the paper's),
-``timing.csv`` (seconds per acquisition), ``table.rst`` (both tables for the docs page),
-``learning_curves.png`` and ``results.json``
-(everything, with the options and the machine it ran on).
+acquired, their scores and how many digits they span), ``labels_to_target.csv`` and
+``table.md`` (the quantiles beside the paper's), ``timing.csv`` (seconds per
+acquisition), ``table.rst`` (both tables for the docs page), ``learning_curves.png`` and
+``results.json`` (everything, with the options and the machine it ran on).
 
 This file is not a gallery example (it runs for hours at full size); see
 ``docs/batchbald_mnist.rst`` for results.
@@ -109,6 +109,30 @@ class TimedStrategy(QueryStrategy):
         indices, scores = select_with_scores(self.strategy, clock, X_pool, batch_size)
         self.sampling_seconds_ = clock.seconds
         return indices, scores
+
+
+def guard_batchbald_grouping():
+    """Work around a crash in BatchBALD's lazy evaluation (skal.strategies._bayesian).
+
+    ``_greedy_step`` groups the sampled configurations into ``n_fine`` groups, then groups
+    those into ``n_fine // 8``; k-means can leave fine groups empty (many configurations
+    share one posterior when K is small), and when fewer than ``n_fine // 8`` remain,
+    ``_group_configurations`` asks ``rng.choice`` for more centres than rows and raises
+    ``ValueError: Cannot take a larger sample than population``. The groups only bound the
+    gains, so capping their number at the number of rows gives exactly the batch full greedy
+    evaluation gives; calls that did not fail are unchanged (same draws). Harmless once fixed.
+    """
+    from skal.strategies import _bayesian
+
+    original = _bayesian._group_configurations
+    if getattr(original, "capped", False):
+        return
+
+    def capped(posterior, config_weights, n_groups, rng, n_iter=4):
+        return original(posterior, config_weights, min(n_groups, posterior.shape[0]), rng, n_iter)
+
+    capped.capped = True
+    _bayesian._group_configurations = capped
 
 
 # ---------------------------------------------------------------------------- data
@@ -209,6 +233,13 @@ def run_one(method, seed, data, args, device):
                 "epochs": len(history),
                 "best_epoch": int(np.argmax(history[:, "valid_accuracy"])) + 1,
                 "indices": " ".join(str(int(i)) for i in entry["indices"]),
+                # how diverse the batch is: top-k BALD tends to take many rows of one digit
+                "distinct_digits": int(np.unique(y_pool[entry["indices"]]).size),
+                # BALD scores, or BatchBALD's greedy gains (they sum to the batch's estimated
+                # joint mutual information, at most log K nats)
+                "scores": ""
+                if entry["scores"] is None
+                else " ".join(f"{float(v):.5g}" for v in entry["scores"]),
             }
         )
         progress.update(rows[-1])
@@ -478,6 +509,7 @@ def main(argv=None):
 
     if args.threads:
         torch.set_num_threads(args.threads)
+    guard_batchbald_grouping()
     device = resolve_device(args.device)
     if device == "cuda" and not torch.cuda.is_available():
         sys.exit("--device cuda was asked for, but torch sees no CUDA GPU")
