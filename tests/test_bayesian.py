@@ -349,3 +349,17 @@ def test_batchbald_on_cuda_matches_cpu():
     )
     assert cpu[0].tolist() == gpu[0].tolist()
     np.testing.assert_allclose(cpu[1], gpu[1], atol=1e-8)
+
+
+def test_lazy_grouping_with_few_distinct_posteriors_matches_full_greedy():
+    # Nearly deterministic samples: the label configurations share a handful of posteriors
+    # over the K samples, so k-means leaves groups empty and fewer rows than groups remain
+    # for the coarser grouping (this used to raise in rng.choice).
+    rng = np.random.RandomState(0)
+    n_samples, n_pool, n_classes = 20, 200, 10
+    winners = rng.randint(0, 2, size=(n_samples, n_pool))
+    samples = np.full((n_samples, n_pool, n_classes), 0.01 / (n_classes - 1))
+    samples[np.arange(n_samples)[:, None], np.arange(n_pool)[None, :], winners] = 0.99
+    lazy, _ = greedy_batchbald(samples, 10, n_joint_samples=10000, random_state=0)
+    full, _ = greedy_batchbald(samples, 10, n_joint_samples=10000, random_state=0, lazy=False)
+    np.testing.assert_array_equal(lazy, full)

@@ -346,6 +346,8 @@ def _group_configurations(posterior, config_weights, n_groups, rng, n_iter=4):
     the rows of ``R`` when there are many samples: it need not be exact to be safe.
     """
     n_configs, n_samples = posterior.shape
+    # Fewer rows than groups happens when k-means left coarser groups empty upstream.
+    n_groups = min(n_groups, n_configs)
     features = posterior.astype(np.float32)
     if n_samples > 32:
         features = features @ rng.standard_normal((n_samples, 32)).astype(np.float32)
