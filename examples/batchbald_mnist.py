@@ -111,30 +111,6 @@ class TimedStrategy(QueryStrategy):
         return indices, scores
 
 
-def guard_batchbald_grouping():
-    """Work around a crash in BatchBALD's lazy evaluation (skal.strategies._bayesian).
-
-    ``_greedy_step`` groups the sampled configurations into ``n_fine`` groups, then groups
-    those into ``n_fine // 8``; k-means can leave fine groups empty (many configurations
-    share one posterior when K is small), and when fewer than ``n_fine // 8`` remain,
-    ``_group_configurations`` asks ``rng.choice`` for more centres than rows and raises
-    ``ValueError: Cannot take a larger sample than population``. The groups only bound the
-    gains, so capping their number at the number of rows gives exactly the batch full greedy
-    evaluation gives; calls that did not fail are unchanged (same draws). Harmless once fixed.
-    """
-    from skal.strategies import _bayesian
-
-    original = _bayesian._group_configurations
-    if getattr(original, "capped", False):
-        return
-
-    def capped(posterior, config_weights, n_groups, rng, n_iter=4):
-        return original(posterior, config_weights, min(n_groups, posterior.shape[0]), rng, n_iter)
-
-    capped.capped = True
-    _bayesian._group_configurations = capped
-
-
 # ---------------------------------------------------------------------------- data
 def load_split(args):
     """Pool, validation and test arrays: the t10k images split as the docstring says."""
@@ -509,7 +485,6 @@ def main(argv=None):
 
     if args.threads:
         torch.set_num_threads(args.threads)
-    guard_batchbald_grouping()
     device = resolve_device(args.device)
     if device == "cuda" and not torch.cuda.is_available():
         sys.exit("--device cuda was asked for, but torch sees no CUDA GPU")

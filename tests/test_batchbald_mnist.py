@@ -74,29 +74,3 @@ def test_skal_run_config_runs_a_tiny_variant(tmp_path, capsys):
     assert "200 pool rows, 100 validation rows, 2000 test rows" in captured.out
     assert "20 balanced initial" in captured.out
 
-
-def test_batchbald_grouping_guard_gives_the_full_greedy_batch(monkeypatch):
-    # Nearly deterministic samples: the batch's label configurations share a handful of
-    # posteriors over the K samples, which made BatchBALD's lazy grouping ask rng.choice for
-    # more centres than non-empty groups (ValueError); the script's guard caps the number.
-    import importlib.util
-
-    import numpy as np
-
-    from skal.strategies import _bayesian
-    from skal.strategies._bayesian import greedy_batchbald
-
-    # restored after the test: the guard replaces a module function
-    monkeypatch.setattr(_bayesian, "_group_configurations", _bayesian._group_configurations)
-    spec = importlib.util.spec_from_file_location("batchbald_mnist", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    module.guard_batchbald_grouping()
-    rng = np.random.RandomState(0)
-    n_samples, n_pool, n_classes = 20, 200, 10
-    winners = rng.randint(0, 2, size=(n_samples, n_pool))
-    samples = np.full((n_samples, n_pool, n_classes), 0.01 / (n_classes - 1))
-    samples[np.arange(n_samples)[:, None], np.arange(n_pool)[None, :], winners] = 0.99
-    lazy, _ = greedy_batchbald(samples, 10, n_joint_samples=10000, random_state=0)
-    full, _ = greedy_batchbald(samples, 10, n_joint_samples=10000, random_state=0, lazy=False)
-    np.testing.assert_array_equal(lazy, full)

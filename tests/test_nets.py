@@ -378,3 +378,15 @@ def test_cuda_auto_device_and_global_rng(blobs):
     assert next(net.module_.parameters()).is_cuda
     assert torch.equal(torch.cuda.get_rng_state(), state)
     assert net.transform(X).dtype == np.float32
+
+
+def test_validation_split_scoring_works():
+    # skorch scores a validation split by calling predict on its own Dataset.
+    from skorch.dataset import Dataset
+    from skorch.helper import predefined_split
+
+    X, y = load_digits(return_X_y=True)
+    X = (X / 16).astype(np.float32)
+    valid = predefined_split(Dataset(X[1000:1100], y[1000:1100]))
+    net = NetClassifier(max_epochs=2, train_split=valid, random_state=0).fit(X[:150], y[:150])
+    assert 0.0 <= net.history[-1, "valid_acc"] <= 1.0

@@ -273,6 +273,8 @@ class NetClassifier(NeuralNetClassifier):
 
     def _check_X(self, X):
         check_is_fitted(self)
+        if isinstance(X, torch.utils.data.Dataset):
+            return X  # skorch's own scoring of a validation split passes its Dataset
         X = validate_data(self, X, dtype=np.float32, allow_nd=True, reset=False)
         if X.shape[1:] != self._input_shape:
             raise ValueError(
@@ -462,6 +464,8 @@ class NetClassifier(NeuralNetClassifier):
         proba : ndarray of shape (n_samples, n_classes), float32
         """
         X = self._check_X(X)
+        if isinstance(X, torch.utils.data.Dataset):
+            return super().predict_proba(X)
         nonlin = self._get_predict_nonlinearity()
         with self._evaluating():
             return self._map_batches(X, lambda xb: nonlin(_first_output(self.module_(xb))))
