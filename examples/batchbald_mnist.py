@@ -297,11 +297,8 @@ def _triple(values):
     return " / ".join("∞" if np.isinf(v) else f"{v:g}" for v in values)
 
 
-def markdown_table(table):
-    lines = [
-        "| method | seeds | 90 %: skal | 90 %: paper | 95 %: skal | 95 %: paper |",
-        "|---|---|---|---|---|---|",
-    ]
+def _table_cells(table):
+    """One row of cells per method: seeds, then skal's and the paper's quantiles per target."""
     for method, group in table.groupby("method", sort=False):
         cells = [method, str(int(group["n_seeds"].iloc[0]))]
         for target in TARGETS:
@@ -310,6 +307,15 @@ def markdown_table(table):
                 _triple([row["q25"], row["q50"], row["q75"]]),
                 _triple([row["paper_q25"], row["paper_q50"], row["paper_q75"]]),
             ]
+        yield cells
+
+
+def markdown_table(table):
+    lines = [
+        "| method | seeds | 90 %: skal | 90 %: paper | 95 %: skal | 95 %: paper |",
+        "|---|---|---|---|---|---|",
+    ]
+    for cells in _table_cells(table):
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
@@ -327,14 +333,7 @@ def rst_table(table, timing):
         "     - 95 %: skal",
         "     - 95 %: paper",
     ]
-    for method, group in table.groupby("method", sort=False):
-        cells = [method, str(int(group["n_seeds"].iloc[0]))]
-        for target in TARGETS:
-            row = group[group["target"] == target].iloc[0]
-            cells += [
-                _triple([row["q25"], row["q50"], row["q75"]]),
-                _triple([row["paper_q25"], row["paper_q50"], row["paper_q75"]]),
-            ]
+    for cells in _table_cells(table):
         lines += [f"   * - {cells[0]}"] + [f"     - {cell}" for cell in cells[1:]]
     lines += [
         "",
