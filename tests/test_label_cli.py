@@ -122,6 +122,39 @@ def test_sigkill_of_the_terminal_session_loses_no_acknowledged_label(tmp_path, p
     child.expect(pexpect.EOF)
 
 
+def test_a_single_keypress_answers_without_enter(tmp_path, pool_csv):
+    journal = tmp_path / "j.sqlite"
+    child = spawn(pool_csv, "--journal", journal, "--classes", "cat,dog", "--seed", "0")
+    first = shown(child)
+    child.send("2")  # no newline: the terminal is in cbreak mode while it waits
+    child.expect(f"saved {first} = dog")
+    second = shown(child)
+    child.send("s")
+    child.expect(f"skipped {second}")
+    shown(child)
+    child.sendeof()  # Ctrl-D at a keypress quits, everything saved
+    child.expect("all saved")
+    child.expect(pexpect.EOF)
+    child.close()
+    assert child.exitstatus == 0
+    answers = journal_answers(journal)
+    assert answers[first]["label"] == "dog" and answers[second]["skipped"]
+
+
+def test_line_mode_waits_for_enter(tmp_path, pool_csv):
+    journal = tmp_path / "j.sqlite"
+    child = spawn(pool_csv, "--journal", journal, "--classes", "cat,dog", "--line-mode")
+    first = shown(child)
+    child.send("1")
+    with pytest.raises(pexpect.TIMEOUT):  # a key alone is not an answer yet
+        child.expect("saved", timeout=1)
+    child.send("\r")
+    child.expect(f"saved {first} = cat")
+    shown(child)
+    child.sendline("q")
+    child.expect(pexpect.EOF)
+
+
 def test_image_pool_shows_a_text_preview(tmp_path):
     images = np.zeros((12, 8, 8))
     images[:, 2:6, 3:5] = 1.0  # a bright bar in the middle

@@ -41,6 +41,11 @@ def add_arguments(parser):
         "--query-ahead", action="store_true",
         help="propose the next batch in the background while you label",
     )
+    parser.add_argument(
+        "--line-mode", action="store_true",
+        help="type each answer's key and press Enter (the default on a terminal is a single "
+        "keypress; input that is not a terminal is always read a line at a time)",
+    )
 
 
 def load_pool(path, id_column=None):
@@ -146,18 +151,63 @@ def run(args):
         return 2
     legend = "  ".join(f"{k}={c}" for k, c in keymap.items())
     help_line = f"keys: {legend}  s=skip  u=undo  q=quit"
+    read_key = key_reader(sys.stdin, line_mode=args.line_mode)
     with session:
         print(f"{len(ids)} samples, {session.n_labels_} labelled; journal {args.journal}")
         print(help_line)
         redo = []
         try:
-            return _loop(session, show, keymap, help_line, redo)
+            return _loop(session, show, keymap, help_line, redo, read_key)
         except JournalError as exc:
             print(f"skal label: error: {exc}", file=sys.stderr)
             return 2
 
 
-def _loop(session, show, keymap, help_line, redo):
+def key_reader(stream, line_mode=False):
+    """A function that prompts and returns one answer key, stripped of whitespace.
+
+    On a terminal it reads a single keypress (no Enter needed; the terminal is in cbreak mode
+    only while it waits, so Ctrl-C still interrupts); elsewhere, or with ``line_mode``, a line.
+    End of input and Ctrl-C (or Ctrl-D at a keypress) read as ``"q"``.
+    """
+    if line_mode or not stream.isatty():
+
+        def read_line(prompt):
+            try:
+                return input(prompt).strip()
+            except (EOFError, KeyboardInterrupt):
+                return "q"
+
+        return read_line
+
+    import termios
+    import tty
+
+    fd = stream.fileno()
+
+    def read_keypress(prompt):
+        print(prompt, end="", flush=True)
+        saved = termios.tcgetattr(fd)
+        try:
+            tty.setcbreak(fd)
+            while True:
+                # Read what is there at once: a key typed with Enter, or an escape sequence,
+                # arrives as one chunk and is judged whole, as a line would be.
+                chunk = os.read(fd, 32)
+                key = chunk.decode(errors="replace").strip() if chunk else "q"  # b"": EOF
+                if key:
+                    break
+        except KeyboardInterrupt:
+            key = "q"
+        finally:
+            termios.tcsetattr(fd, termios.TCSADRAIN, saved)
+        print(key if key.isprintable() else repr(key))
+        return "q" if key == "\x04" else key
+
+    return read_keypress
+
+
+def _loop(session, show, keymap, help_line, redo, read_key):
     position = {sid: i for i, sid in enumerate(session.sample_ids)}
     answered = {a["sample_id"] for a in session.annotations()
                 if a["annotator"] == session.annotator}
@@ -176,10 +226,7 @@ def _loop(session, show, keymap, help_line, redo):
                 f"{query.strategy}, score {query.score:.3g}")
         print(f"\n--- sample {sample_id} ({why}; round {len(session.history_)})")
         print(show(position[sample_id]))
-        try:
-            key = input("label> ").strip()
-        except (EOFError, KeyboardInterrupt):
-            key = "q"
+        key = read_key("label> ")
         if key == "q":
             print(f"Stopped; {session.n_labels_} labelled, all saved. Continue with --resume.")
             return 0
