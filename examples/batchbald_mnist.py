@@ -127,12 +127,14 @@ def load_split(args):
         X_side, y_side, test_size=args.validation_size, random_state=args.split_seed
     )
     if args.pool_size is not None and args.pool_size < len(y_pool):
-        rows = np.random.RandomState(args.split_seed).choice(
-            len(y_pool), args.pool_size, replace=False
-        )
-        rows.sort()
+        rows = pool_subset(len(y_pool), args.pool_size, args.split_seed)
         X_pool, y_pool = X_pool[rows], y_pool[rows]
     return X_pool, y_pool, X_valid, y_valid, X_test, y_test
+
+
+def pool_subset(n_pool, pool_size, split_seed):
+    """The sorted rows of the full pool that ``--pool-size`` keeps."""
+    return np.sort(np.random.RandomState(split_seed).choice(n_pool, pool_size, replace=False))
 
 
 # ---------------------------------------------------------------------------- models

@@ -4,7 +4,13 @@ See :mod:`skal.strategies._base` for the learner <-> strategy protocol.
 """
 
 from skal.strategies._base import PoolScoringStrategy, QueryStrategy, top_k
-from skal.strategies._bayesian import BALD, BatchBALD, StochasticBALD
+from skal.strategies._bayesian import (
+    BALD,
+    BatchBALD,
+    StochasticBALD,
+    bald_terms,
+    greedy_batchbald,
+)
 from skal.strategies._coldstart import ProbCover, TypiClust
 from skal.strategies._committee import ConsensusEntropy, KLDivergence, VoteEntropy
 from skal.strategies._diversity import BADGE, CoreSet, RankedBatch
@@ -36,4 +42,6 @@ __all__ = [
     "BALD",
     "BatchBALD",
     "StochasticBALD",
+    "bald_terms",
+    "greedy_batchbald",
 ]
