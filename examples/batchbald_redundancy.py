@@ -145,13 +145,14 @@ def main(argv=None):
             samples = net.predict_proba_samples(data[0], n_samples=max(args.mc_samples))
             accuracy = float(net.score(data[4], data[5]))
             pools = {
-                args.small_pool: small,
-                len(y_pool) - len(labelled): np.setdiff1d(np.arange(len(y_pool)), labelled),
+                "small": small,
+                "full": np.setdiff1d(np.arange(len(y_pool)), labelled),
             }
             for k in sorted(args.mc_samples):
-                for pool_size, candidates in pools.items():
+                for pool, candidates in pools.items():
+                    pool_size = len(candidates)
                     row = {"seed": seed, "n_labels": n_labels, "test_accuracy": accuracy,
-                           "K": k, "pool_size": pool_size}
+                           "K": k, "pool": pool, "pool_size": pool_size}
                     row.update(compare(samples[:k], candidates, y_pool, args, rng))
                     rows.append(row)
                     print(
@@ -167,7 +168,7 @@ def main(argv=None):
     table = pd.DataFrame(rows)
     table.to_csv(out / "redundancy.csv", index=False)
     (out / "options.json").write_text(json.dumps(vars(args), indent=2, default=str))
-    summary = table.groupby(["K", "pool_size"])[
+    summary = table.groupby(["n_labels", "K", "pool"])[
         ["bald_joint_mi", "batchbald_joint_mi", "bald_share", "bald_digits", "batchbald_digits"]
     ].mean()
     print(summary.round(3).to_string())

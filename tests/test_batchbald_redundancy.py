@@ -81,6 +81,7 @@ def test_script_compares_both_pools(tmp_path):
     assert done.returncode == 0, done.stderr[-2000:]
     table = pd.read_csv(out / "redundancy.csv")
     assert sorted(table["K"].unique()) == [3, 5]
+    assert sorted(table["pool"].unique()) == ["full", "small"]
     assert sorted(table["pool_size"].unique()) == [300, 6956]
     # Neither batch can hold more information than log K nats, the posterior's entropy.
     for column in ("bald_joint_mi", "batchbald_joint_mi"):
