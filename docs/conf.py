@@ -30,7 +30,8 @@ autosummary_generate = True
 autodoc_default_options = {"members": True, "inherited-members": False}
 numpydoc_show_class_members = False
 numpydoc_class_members_toctree = False
-exclude_patterns = ["_build", "gen_modules/backreferences/*.examples"]
+# results/ holds the experiments' own outputs (their table.rst is pasted into pages by hand)
+exclude_patterns = ["_build", "gen_modules/backreferences/*.examples", "results"]
 templates_path = []
 html_theme = "alabaster"
 html_static_path = []
@@ -40,8 +41,9 @@ sphinx_gallery_conf = {
     "examples_dirs": "../examples",
     "gallery_dirs": "auto_examples",
     "filename_pattern": "/plot_",
-    # not gallery scripts: a plain walkthrough, and an hours-long reproduction experiment
-    "ignore_pattern": r"(quickstart_digits|batchbald_mnist)\.py",
+    # not gallery scripts: a plain walkthrough, an hours-long reproduction experiment and its
+    # redundancy check
+    "ignore_pattern": r"(quickstart_digits|batchbald_mnist|batchbald_redundancy)\.py",
     "doc_module": ("skal",),
     "backreferences_dir": "gen_modules/backreferences",
     "reference_url": {"skal": None},
