@@ -186,10 +186,12 @@ def key_reader(stream, line_mode=False):
     fd = stream.fileno()
 
     def read_keypress(prompt):
-        print(prompt, end="", flush=True)
         saved = termios.tcgetattr(fd)
         try:
             tty.setcbreak(fd)
+            # Prompt only once in cbreak mode, so a key pressed at the prompt is never typed
+            # into a canonical-mode line.
+            print(prompt, end="", flush=True)
             while True:
                 # Read what is there at once: a key typed with Enter, or an escape sequence,
                 # arrives as one chunk and is judged whole, as a line would be.
