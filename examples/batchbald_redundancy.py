@@ -34,7 +34,8 @@ from scipy.special import logsumexp
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import batchbald_mnist  # noqa: E402  (the data split and the network of the reproduction)
 
-from skal.strategies import bald_terms, greedy_batchbald  # noqa: E402
+from skal.experiments import class_balanced_rows  # noqa: E402
+from skal.strategies import bald_terms, greedy_batchbald, top_k  # noqa: E402
 
 
 def joint_mutual_information(samples, batch, n_configurations, rng):
@@ -64,10 +65,7 @@ def train(args, data, n_labels, seed, exclude):
     X_pool, y_pool, X_valid, y_valid, _, _ = data
     rng = np.random.RandomState(seed)
     allowed = np.setdiff1d(np.arange(len(y_pool)), exclude)
-    initial = np.concatenate(
-        [rng.choice(allowed[y_pool[allowed] == c], args.initial_per_class, replace=False)
-         for c in range(10)]
-    )
+    initial = allowed[class_balanced_rows(y_pool[allowed], args.initial_per_class, rng)]
     rest = rng.choice(np.setdiff1d(allowed, initial), n_labels - len(initial), replace=False)
     labelled = np.concatenate([initial, rest])
     net = batchbald_mnist.make_net(args, X_valid, y_valid, args.device)
@@ -80,7 +78,7 @@ def compare(samples, candidates, y_pool, args, rng):
     """Top-10 BALD against BatchBALD over the candidate rows; one dict of results."""
     pool_samples = samples[:, candidates, :]
     bald, _ = bald_terms(pool_samples)
-    top = np.argsort(-bald, kind="stable")[: args.batch_size]
+    top = top_k(bald, args.batch_size, rng)  # what BALD() picks
     chosen, gains = greedy_batchbald(
         pool_samples, args.batch_size, n_joint_samples=args.joint_samples, random_state=rng,
     )
