@@ -464,3 +464,80 @@ def test_several_annotators_requery_disagreements(tmp_path):
         s.close()
     with open_session(path, aggregate="dawid_skene") as session:
         assert set(session.labels()) == {q.sample_id for q in batch}
+
+
+# ---------------------------------------------------------------------- consistent reads
+class _CommitBefore:
+    """A connection that lets ``commit()`` run once, just before the first statement holding
+    ``marker``: it simulates another process committing between two reads of one method."""
+
+    def __init__(self, conn, marker, commit):
+        self._conn, self._marker, self._commit = conn, marker, commit
+
+    def execute(self, sql, *args):
+        if self._commit is not None and self._marker in sql:
+            commit, self._commit = self._commit, None
+            commit()
+        return self._conn.execute(sql, *args)
+
+    def __getattr__(self, name):
+        return getattr(self._conn, name)
+
+
+def test_rounds_are_read_from_one_snapshot(tmp_path):
+    path = tmp_path / "j.sqlite"
+    with Journal(path) as reader, Journal(path) as writer:
+        writer.add_round("a", "random", 0, 0, ["x", "y"], [None, None])
+        reader._conn = _CommitBefore(
+            reader.connection, "FROM queries",
+            lambda: writer.add_round("b", "random", 0, 0, ["z"], [None]),
+        )
+        # The writer commits between the SELECT of the rounds and that of their queries.
+        rounds = reader.rounds()
+        assert [r["sample_ids"] for r in rounds] == [["x", "y"]]
+        assert [r["sample_ids"] for r in reader.rounds()] == [["x", "y"], ["z"]]
+
+
+_ROUND_WRITER = textwrap.dedent(
+    """
+    from skal.labeling import Journal
+    with Journal({path!r}) as journal:
+        for i in range(400):
+            journal.add_round("w", "random", 0, 0, [f"s{{i}}-{{k}}" for k in range(3)],
+                              [None] * 3)
+    """
+)
+
+
+def test_rounds_stay_whole_while_another_process_adds_rounds(tmp_path):
+    path = str(tmp_path / "j.sqlite")
+    Journal(path).close()
+    writer = subprocess.Popen([sys.executable, "-c", _ROUND_WRITER.format(path=path)],
+                              stderr=subprocess.PIPE, text=True)
+    n_reads = 0
+    with Journal(path) as reader:
+        while writer.poll() is None or n_reads == 0:
+            rounds = reader.rounds()  # raised KeyError when a round landed between the reads
+            assert [r["round"] for r in rounds] == list(range(len(rounds)))
+            assert all(len(r["sample_ids"]) == 3 for r in rounds)
+            n_reads += 1
+    assert writer.wait() == 0, writer.stderr.read()
+    assert n_reads > 1
+
+
+def test_a_round_is_computed_and_stamped_from_one_snapshot(tmp_path):
+    """A round never holds a sample answered before the round's ``issued_after``."""
+    path = tmp_path / "j.sqlite"
+    small = dict(classes=CLASSES, sample_ids=IDS[:6], batch_size=6, random_state=0)
+    with LabelingSession(None, X[:6], path, annotator="a", **small) as a, \
+            LabelingSession(None, X[:6], path, annotator="b", **small) as b:
+        b.label(IDS[0], ORACLE[IDS[0]])  # a must reload on its next call
+        a.journal._conn = _CommitBefore(
+            a.journal.connection, "FROM rounds", lambda: b.label(IDS[1], ORACLE[IDS[1]])
+        )
+        a.next_batch()
+        answered_at = {r["sample_id"]: r["id"] for r in b.annotations()}
+        (round_,) = a.history_
+        stale = [s for s in round_["sample_ids"]
+                 if answered_at.get(s, np.inf) <= round_["issued_after"]]
+        assert stale == []

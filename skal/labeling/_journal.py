@@ -1,6 +1,7 @@
 """The SQLite journal of a labelling session: every answer, committed durably before it is
 acknowledged, and nothing but plain data (no pickles), so reopening it never runs code."""
 
+import contextlib
 import hashlib
 import json
 import os
@@ -224,7 +225,8 @@ class Journal:
         return self._write("initialise", do)
 
     def meta(self):
-        rows = self._conn.execute("SELECT key, value FROM meta").fetchall()
+        with self.reading("read the meta data") as conn:
+            rows = conn.execute("SELECT key, value FROM meta").fetchall()
         return {k: json.loads(v) for k, v in rows}
 
     def add_round(self, annotator, strategy, trained_through, issued_after, sample_ids, scores):
@@ -304,6 +306,29 @@ class Journal:
         return self._write("undo an answer", do)
 
     # ------------------------------------------------------------------ reading
+    @contextlib.contextmanager
+    def reading(self, what="read"):
+        """One read transaction: every SELECT inside sees the same snapshot of the journal.
+
+        Reads that belong together (the rounds and their queries, the answers and the rounds)
+        must go in one, or a writer committing between two SELECTs makes them disagree. In
+        WAL mode a deferred ``BEGIN`` takes its snapshot at the first SELECT and keeps it
+        until ``COMMIT``. Nested uses (and reads inside a write) join the outer transaction.
+        """
+        conn = self._conn
+        if conn.in_transaction:
+            yield conn
+            return
+        try:
+            conn.execute("BEGIN")
+            try:
+                yield conn
+            finally:
+                if conn.in_transaction:
+                    conn.execute("COMMIT")
+        except sqlite3.DatabaseError as exc:
+            raise JournalError(_explain(exc, self.path, what)) from exc
+
     def data_version(self):
         """Changes whenever another connection commits (``PRAGMA data_version``)."""
         return self._conn.execute("PRAGMA data_version").fetchone()[0]
@@ -316,7 +341,8 @@ class Journal:
         )
         if not include_undone:
             query += " WHERE undone = 0"
-        rows = self._conn.execute(query + " ORDER BY id").fetchall()
+        with self.reading("read the answers") as conn:
+            rows = conn.execute(query + " ORDER BY id").fetchall()
         keys = ("id", "sample_id", "label", "skipped", "annotator", "time", "round",
                 "strategy", "score", "undone")
         out = []
@@ -330,24 +356,29 @@ class Journal:
 
     def rounds(self):
         """All rounds as dicts with their queried ``sample_ids`` and ``scores``."""
+        with self.reading("read the rounds") as conn:
+            round_rows = conn.execute(
+                "SELECT round, time, annotator, strategy, trained_through, issued_after "
+                "FROM rounds ORDER BY round"
+            ).fetchall()
+            query_rows = conn.execute(
+                "SELECT round, sample_id, score FROM queries ORDER BY round, position"
+            ).fetchall()
         rounds = {
             r[0]: {"round": r[0], "time": r[1], "annotator": r[2], "strategy": r[3],
                    "trained_through": r[4], "issued_after": r[5], "sample_ids": [],
                    "scores": []}
-            for r in self._conn.execute(
-                "SELECT round, time, annotator, strategy, trained_through, issued_after "
-                "FROM rounds ORDER BY round"
-            )
+            for r in round_rows
         }
-        for number, sample_id, score in self._conn.execute(
-            "SELECT round, sample_id, score FROM queries ORDER BY round, position"
-        ):
+        for number, sample_id, score in query_rows:
             rounds[number]["sample_ids"].append(sample_id)
             rounds[number]["scores"].append(score)
         return list(rounds.values())
 
     def max_answer_id(self):
-        (value,) = self._conn.execute("SELECT COALESCE(MAX(id), 0) FROM answers").fetchone()
+        """The id of the latest answer, undone ones included (0 for none)."""
+        with self.reading("read the answers") as conn:
+            (value,) = conn.execute("SELECT COALESCE(MAX(id), 0) FROM answers").fetchone()
         return value
 
     def integrity_check(self):

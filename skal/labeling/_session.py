@@ -256,9 +256,14 @@ class LabelingSession:
     # ------------------------------------------------------------------ state from the journal
     def _reload(self):
         """Rebuild every in-memory view from the journal (the single source of truth)."""
+        # The version is read before the snapshot: a commit in between only costs one more
+        # reload later. The views come from one snapshot, so they agree with each other even
+        # while other processes write (a round never names an answer the session has not seen).
         self._version = self.journal.data_version()
-        self._answers = self.journal.answers()
-        self._rounds = self.journal.rounds()
+        with self.journal.reading():
+            self._answers = self.journal.answers()
+            self._rounds = self.journal.rounds()
+            self._max_answer_id = self.journal.max_answer_id()
         for record in self._answers:
             if record["sample_id"] not in self._position:
                 raise PoolMismatchError(
@@ -317,6 +322,7 @@ class LabelingSession:
     @property
     def n_labels_(self):
         """Number of samples with at least one live label."""
+        self._sync()
         return len(self._labels_by_sample())
 
     def labels(self):
@@ -327,6 +333,7 @@ class LabelingSession:
         labels : dict
             sample id -> label, in the order samples were first labelled.
         """
+        self._sync()
         positions, labels = self._training_set()
         return {self.sample_ids[p]: label for p, label in zip(positions, labels, strict=True)}
 
@@ -348,7 +355,7 @@ class LabelingSession:
     def learner_(self):
         """The learner refitted on every live label (refitted lazily when labels change)."""
         self._sync()
-        key = self.journal.max_answer_id(), len(self._answers)
+        key = self._max_answer_id, len(self._answers)
         if self._model is None or self._model_key != key:
             positions, labels = self._training_set()
             if len({encode_label(v) for v in labels}) < 2:
@@ -396,7 +403,9 @@ class LabelingSession:
         if pending:
             return pending
         requeries = self._requery_candidates()
-        issued_after = self.journal.max_answer_id()
+        # From the snapshot the round is computed from, not a later read: resuming recomputes
+        # from "every answer up to issued_after", which must be what this session saw.
+        issued_after = self._max_answer_id
         result = None
         if self._ahead is not None:
             ahead, self._ahead = self._ahead, None
@@ -589,9 +598,11 @@ class LabelingSession:
         """
         import joblib
 
+        model = self.learner_
+        # The model's own key, so "trained_through" names the answers it was fitted on.
         joblib.dump(
-            {"fingerprint": self.fingerprint_, "trained_through": self.journal.max_answer_id(),
-             "model": self.learner_},
+            {"fingerprint": self.fingerprint_, "trained_through": self._model_key[0],
+             "model": model},
             path,
         )
         return path
