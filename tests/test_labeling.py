@@ -541,3 +541,84 @@ def test_a_round_is_computed_and_stamped_from_one_snapshot(tmp_path):
         stale = [s for s in round_["sample_ids"]
                  if answered_at.get(s, np.inf) <= round_["issued_after"]]
         assert stale == []
+
+
+# ---------------------------------------------------------------------- damaged journals
+def _labelled_journal(path, n_rounds=6):
+    with open_session(path) as session:
+        label_rounds(session, n_rounds)
+    return path
+
+
+def test_a_corrupted_journal_is_one_clear_error(tmp_path):
+    path = _labelled_journal(tmp_path / "j.sqlite")
+    size = os.path.getsize(path)
+    assert size > 4 * 4096 and not os.path.exists(f"{path}-wal")  # all in the main file
+    with open(path, "r+b") as handle:  # random bytes over the middle pages
+        handle.seek(size // 2 - 2048)
+        handle.write(np.random.RandomState(0).bytes(4096))
+    for open_it in (open_session, lambda p: Journal(p).answers()):
+        with pytest.raises(JournalError) as info:
+            open_it(path)
+        message = str(info.value)
+        assert str(path) in message and "corrupt" in message and "backup" in message
+
+
+def _edit(path, *statements):
+    conn = sqlite3.connect(path)
+    for statement in statements:
+        conn.execute(statement)
+    conn.commit()
+    conn.close()
+
+
+@pytest.mark.parametrize(
+    "stored, message",
+    [("'{cat'", "not JSON"), ("'7'", "not one of the classes")],
+    ids=["not-json", "not-a-class"],
+)
+def test_a_bad_label_in_the_journal_is_one_clear_error(tmp_path, stored, message):
+    path = _labelled_journal(tmp_path / "j.sqlite", n_rounds=1)
+    _edit(path, f"UPDATE answers SET label = {stored} WHERE id = 2")
+    with pytest.raises(JournalError, match=message) as info:
+        open_session(path)
+    assert str(path) in str(info.value) and "answer 2" in str(info.value)
+
+
+def test_a_bad_meta_value_in_the_journal_is_one_clear_error(tmp_path):
+    path = _labelled_journal(tmp_path / "j.sqlite", n_rounds=1)
+    _edit(path, "UPDATE meta SET value = 'seed?' WHERE key = 'seed'")
+    with pytest.raises(JournalError, match="not JSON") as info:
+        open_session(path)
+    assert str(path) in str(info.value)
+
+
+@pytest.mark.parametrize(
+    "statement",
+    [
+        "CREATE TRIGGER zap AFTER INSERT ON answers BEGIN DELETE FROM answers; END",
+        "CREATE TABLE notes (text TEXT)",
+        "CREATE VIEW live AS SELECT * FROM answers WHERE undone = 0",
+        "CREATE INDEX by_annotator ON answers (annotator)",
+    ],
+    ids=["trigger", "table", "view", "index"],
+)
+def test_a_journal_with_objects_skal_did_not_create_is_refused(tmp_path, statement):
+    path = _labelled_journal(tmp_path / "j.sqlite", n_rounds=1)
+    before = live_labels(path)
+    _edit(path, statement)
+    for open_it in (open_session, Journal):
+        with pytest.raises(JournalError, match="did not create") as info:
+            open_it(path)
+        assert str(path) in str(info.value)
+    _edit(path, f"DROP {statement.split()[1]} {statement.split()[2]}")
+    with open_session(path) as session:  # without it the journal opens again
+        session.label(IDS[-1], ORACLE[IDS[-1]])
+    assert len(live_labels(path)) == len(before) + 1
+
+
+def test_a_journal_with_a_changed_table_is_refused(tmp_path):
+    path = _labelled_journal(tmp_path / "j.sqlite", n_rounds=1)
+    _edit(path, "ALTER TABLE answers ADD COLUMN note TEXT")
+    with pytest.raises(JournalError, match="did not create"):
+        open_session(path)

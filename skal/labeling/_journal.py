@@ -50,6 +50,44 @@ CREATE UNIQUE INDEX IF NOT EXISTS one_live_answer
     ON answers (sample_id, annotator) WHERE undone = 0;
 """
 
+_STATEMENTS = [s.strip() for s in _SCHEMA.split(";") if s.strip()]
+
+# What to tell a user whose journal is damaged. Writing to it could make things worse.
+_CORRUPT_ADVICE = (
+    "restore the journal from a backup, or salvage what is readable with the sqlite3 shell "
+    "(sqlite3 BROKEN.sqlite .recover | sqlite3 NEW.sqlite) and use the new file; do not "
+    "label into the damaged one"
+)
+
+
+def _schema_objects(conn):
+    """The schema as a set of (type, name, table, normalised SQL), SQLite's own statistics
+    tables left out (``ANALYZE`` makes them; they hold no code and change no data)."""
+    return {
+        (kind, name, table, None if sql is None else " ".join(sql.split()))
+        for kind, name, table, sql in conn.execute(
+            "SELECT type, name, tbl_name, sql FROM sqlite_master"
+        )
+        if not name.startswith("sqlite_stat")
+    }
+
+
+def _expected_schema():
+    """The exact objects skal creates, as SQLite records them (built once, in memory)."""
+    global _EXPECTED_SCHEMA
+    if _EXPECTED_SCHEMA is None:
+        conn = sqlite3.connect(":memory:")
+        try:
+            for statement in _STATEMENTS:
+                conn.execute(statement)
+            _EXPECTED_SCHEMA = frozenset(_schema_objects(conn))
+        finally:
+            conn.close()
+    return _EXPECTED_SCHEMA
+
+
+_EXPECTED_SCHEMA = None
+
 
 class JournalError(OSError):
     """The journal cannot be opened or written (read-only path, disk full, corrupt file).
@@ -147,17 +185,71 @@ class Journal:
             # isolation_level=None: we issue BEGIN/COMMIT ourselves, so nothing is implicit.
             self._conn = sqlite3.connect(self.path, timeout=timeout, isolation_level=None)
             mode = self._conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
+            if mode.lower() != "wal":
+                raise JournalError(
+                    f"Could not put the journal {self.path!r} in WAL mode (got {mode!r}); is "
+                    "it on a network file system?"
+                )
             self._conn.execute("PRAGMA synchronous=FULL")
             self._conn.execute("PRAGMA foreign_keys=ON")
-            self._conn.executescript(_SCHEMA)
+            self._check_pages()
+            self._create_or_check_schema()
         except sqlite3.DatabaseError as exc:
             self._close_quietly()
             raise JournalError(_explain(exc, self.path, "open")) from exc
-        if mode.lower() != "wal":
+        except BaseException:
             self._close_quietly()
+            raise
+
+    def _check_pages(self):
+        # Damage anywhere in the file is found now, not when a later read reaches that page.
+        problems = [row[0] for row in self._conn.execute("PRAGMA quick_check")]
+        if problems != ["ok"]:
             raise JournalError(
-                f"Could not put the journal {self.path!r} in WAL mode (got {mode!r}); is it "
-                "on a network file system?"
+                f"The journal {self.path!r} is corrupt ({'; '.join(problems[:3])}). To go "
+                f"on: {_CORRUPT_ADVICE}."
+            )
+
+    def _create_or_check_schema(self):
+        """Create the tables in a new file; in an existing one, demand exactly skal's.
+
+        Any other object is refused: a trigger, view or index skal did not create could
+        delete or rewrite answers that :meth:`add_answer` has acknowledged.
+        """
+        conn = self._conn
+        with self.reading("open") as snapshot:
+            found = _schema_objects(snapshot)
+        if not found:
+            conn.execute("BEGIN IMMEDIATE")  # two processes creating at once: one wins
+            try:
+                if not _schema_objects(conn):
+                    for statement in _STATEMENTS:
+                        conn.execute(statement)
+                conn.execute("COMMIT")
+            except BaseException:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise
+            found = _schema_objects(conn)
+        expected = _expected_schema()
+        if found != expected:
+            have = {obj[:2]: obj for obj in found}  # (type, name) -> the object
+            want = {obj[:2]: obj for obj in expected}
+            groups = (
+                ("not made by skal", sorted(have.keys() - want.keys())),
+                ("changed", sorted(k for k in have.keys() & want.keys() if have[k] != want[k])),
+                ("missing", sorted(want.keys() - have.keys())),
+            )
+            parts = [
+                f"{label}: " + ", ".join(f"{kind} {name!r}" for kind, name in keys)
+                for label, keys in groups
+                if keys
+            ]
+            raise JournalError(
+                f"The journal {self.path!r} holds schema objects skal did not create "
+                f"({'; '.join(parts)}). They could change or delete recorded answers, so the "
+                "journal is refused. To go on: open it with the sqlite3 shell and drop them "
+                "(e.g. DROP TRIGGER name), or restore the journal from a backup."
             )
 
     # ------------------------------------------------------------------ lifecycle
@@ -213,21 +305,33 @@ class Journal:
         """
 
         def do(conn):
-            rows = dict(conn.execute("SELECT key, value FROM meta").fetchall())
+            rows = conn.execute("SELECT key, value FROM meta").fetchall()
             if not rows:
                 conn.executemany(
                     "INSERT INTO meta (key, value) VALUES (?, ?)",
                     [(k, json.dumps(v)) for k, v in values.items()],
                 )
                 return dict(values)
-            return {k: json.loads(v) for k, v in rows.items()}
+            return self._decode_meta(rows)
 
         return self._write("initialise", do)
 
     def meta(self):
         with self.reading("read the meta data") as conn:
             rows = conn.execute("SELECT key, value FROM meta").fetchall()
-        return {k: json.loads(v) for k, v in rows}
+        return self._decode_meta(rows)
+
+    def _decode_meta(self, rows):
+        out = {}
+        for key, text in rows:
+            try:
+                out[key] = json.loads(text)
+            except ValueError:
+                raise JournalError(
+                    f"The journal {self.path!r} is damaged: its meta data {key!r} holds "
+                    f"{text!r}, which is not JSON. To go on: {_CORRUPT_ADVICE}."
+                ) from None
+        return out
 
     def add_round(self, annotator, strategy, trained_through, issued_after, sample_ids, scores):
         """Record a batch handed to an annotator; return its round number.
@@ -348,7 +452,15 @@ class Journal:
         out = []
         for row in rows:
             record = dict(zip(keys, row, strict=True))
-            record["label"] = decode_label(record["label"])
+            try:
+                record["label"] = decode_label(record["label"])
+            except ValueError:
+                raise JournalError(
+                    f"The journal {self.path!r} is damaged: answer {record['id']} (sample "
+                    f"{record['sample_id']!r}) holds the label {record['label']!r}, which is "
+                    f"not JSON. To go on: {_CORRUPT_ADVICE}, or correct that answer's label "
+                    "with the sqlite3 shell."
+                ) from None
             record["skipped"] = bool(record["skipped"])
             record["undone"] = bool(record["undone"])
             out.append(record)
@@ -388,14 +500,20 @@ class Journal:
 
 def _explain(exc, path, what):
     text = str(exc)
+    advice = None
     if "readonly" in text or "read-only" in text or "unable to open" in text:
         reason = "the path is not writable (read-only file or directory?)"
+        advice = "make the journal and its directory writable, or work on a writable copy"
     elif "full" in text:
         reason = "the disk (or the journal's size limit) is full"
+        advice = "free some space and retry; the answers recorded before are intact"
     elif "not a database" in text or "malformed" in text:
         reason = "the file is not a skal journal or is corrupt"
+        advice = f"check the path; if it is your journal, {_CORRUPT_ADVICE}"
     elif "locked" in text or "busy" in text:
         reason = "another process held the journal's lock too long"
+        advice = "retry, or give a longer timeout"
     else:
         reason = text
-    return f"Could not {what} in journal {path!r}: {reason} ({text}). Nothing was recorded."
+    message = f"Could not {what} in journal {path!r}: {reason} ({text}). Nothing was recorded."
+    return message if advice is None else f"{message} To go on: {advice}."

@@ -32,6 +32,15 @@ asked again); ``score`` is the value it was chosen by (``None`` without one).
 """
 
 _AGGREGATIONS = ("majority", "dawid_skene")
+_META_KEYS = {"schema_version", "fingerprint", "n_samples", "classes", "seed"}
+
+
+def _encoded(label):
+    """JSON text of a label, or None for a value no class can have."""
+    try:
+        return encode_label(label)
+    except TypeError:
+        return None
 
 
 class UnknownSampleError(KeyError):
@@ -228,6 +237,12 @@ class LabelingSession:
                 "created": time.time(),
             }
         )
+        missing = _META_KEYS - meta.keys()
+        if missing:
+            raise JournalError(
+                f"The journal {self.journal.path!r} is damaged: its meta data lacks "
+                f"{sorted(missing)}. To go on: restore the journal from a backup."
+            )
         if meta.get("schema_version") != SCHEMA_VERSION:
             raise JournalError(
                 f"Journal {self.journal.path!r} has schema version "
@@ -269,6 +284,15 @@ class LabelingSession:
                 raise PoolMismatchError(
                     f"Journal {self.journal.path!r} holds sample id {record['sample_id']!r}, "
                     "which is not in this pool."
+                )
+            if not record["skipped"] and _encoded(record["label"]) not in self._class_by_text:
+                # Only label() writes answers, and it refuses other labels: the file was edited.
+                raise JournalError(
+                    f"The journal {self.journal.path!r} is damaged: answer {record['id']} "
+                    f"(sample {record['sample_id']!r}) holds the label {record['label']!r}, "
+                    f"which is not one of the classes {self.classes_}. To go on: restore the "
+                    "journal from a backup, or correct that answer's label with the sqlite3 "
+                    "shell."
                 )
 
     def _sync(self):
@@ -543,11 +567,7 @@ class LabelingSession:
             The journal could not be written; the label was not recorded.
         """
         sid = self._check_sample(sample_id)
-        value = label.item() if isinstance(label, np.generic) else label
-        try:
-            text = encode_label(value)
-        except TypeError:
-            text = None
+        text = _encoded(label)
         if text not in self._class_by_text:
             raise ValueError(f"Label {label!r} is not one of the classes {self.classes_}.")
         return self._answer(sid, self._class_by_text[text], annotator, skipped=False)
