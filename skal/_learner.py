@@ -109,13 +109,15 @@ class BaseActiveLearner(ClassifierMixin, MetaEstimatorMixin, BaseEstimator, meta
     """
 
     # ------------------------------------------------------------------ public API
-    def fit(self, X, y, *, on_cycle=None):
+    def fit(self, X, y, *, initial_rows=None, on_cycle=None):
         """Fit on the labelled rows of ``X``, or run a simulated active-learning loop.
 
         With ``budget=None`` the model is trained on the rows of ``y`` that are not
         ``missing_label``. With ``budget=B``, ``y`` is the oracle: starting from
-        ``n_initial`` rows, ``batch_size`` rows are queried per cycle and their labels
-        revealed until ``B`` labels are used; the final model is trained on those rows only.
+        ``n_initial`` rows (or ``initial_rows``), ``batch_size`` rows are queried per cycle
+        and their labels revealed until ``B`` labels are used; the final model is trained on
+        those rows only, in pool order (the order of ``X``), so that an order-sensitive
+        estimator gets the same training set however the rows were acquired.
 
         Parameters
         ----------
@@ -123,10 +125,19 @@ class BaseActiveLearner(ClassifierMixin, MetaEstimatorMixin, BaseEstimator, meta
             All rows, labelled and not. Anything the estimator accepts.
         y : array-like of shape (n_samples,)
             Labels; rows equal to ``missing_label`` are unlabelled.
+        initial_rows : array-like of bool of shape (n_samples,) or of int, default=None
+            Simulated runs only: the initial labelled set, given directly instead of drawn
+            by ``initial_strategy`` (``n_initial`` is then ignored), e.g. to reproduce a
+            published protocol. A boolean mask is split along with ``X`` by
+            ``cross_val_score`` and ``GridSearchCV`` (pass it as a fit parameter there);
+            integer indices are positions in ``X``.
         on_cycle : callable, default=None
-            Called as ``on_cycle(learner, record)`` after every fit of the run, with the
-            learner trained on the labelled rows so far and ``record`` the new ``history_``
-            entry, e.g. to score each cycle's model on a test set.
+            Called as ``on_cycle(learner, record)`` after every fit of the run (the initial
+            fit included), with the learner trained on the labelled rows so far and
+            ``record`` the new ``history_`` entry, e.g. to score each cycle's model on a
+            test set. ``record["event"]`` tells the fits apart: ``"fit"`` (the labelled rows
+            of ``y``, ``budget=None``), ``"initial"`` (the initial set of a simulated run) or
+            ``"query"`` (a queried cycle).
 
         Returns
         -------
@@ -162,11 +173,18 @@ class BaseActiveLearner(ClassifierMixin, MetaEstimatorMixin, BaseEstimator, meta
         self.query_strategy_ = self._resolve_strategy(self.query_strategy, self._default_strategy())
         self.history_ = []
         if self.budget is None:
-            self._record_fit(X, y, labeled, query_seconds=0.0, scores=None)
+            if initial_rows is not None:
+                raise ValueError(
+                    "initial_rows is only for simulated runs (budget set). With budget=None "
+                    "the labelled rows of y are the initial set: mark the others with "
+                    f"missing_label={self.missing_label!r}."
+                )
+            self._record_fit(X, y, labeled, "fit", query_seconds=0.0, scores=None)
             if on_cycle is not None:
                 on_cycle(self, self.history_[-1])
         else:
-            self._simulate(X, y, labeled, rng, on_cycle)
+            initial_rows = self._check_initial_rows(initial_rows, missing)
+            self._simulate(X, y, labeled, rng, on_cycle, initial_rows)
         return self
 
     def query(self, X_pool, batch_size=None, *, return_scores=False):
@@ -238,7 +256,7 @@ class BaseActiveLearner(ClassifierMixin, MetaEstimatorMixin, BaseEstimator, meta
         self.y_labeled_ = np.concatenate([self.y_labeled_, y_new])
         self._update(X_new, y_new)
         self.history_.append(
-            self._history_row(None, None, time.perf_counter() - start, query_seconds=0.0)
+            self._history_row(None, None, "teach", time.perf_counter() - start, 0.0)
         )
         return self
 
@@ -355,15 +373,51 @@ class BaseActiveLearner(ClassifierMixin, MetaEstimatorMixin, BaseEstimator, meta
                 "unlabelled)."
             )
 
-    def _record_fit(self, X, y, rows, query_seconds, scores):
-        """Fit from scratch on ``rows`` of (X, y), keep them as the labelled set, log it."""
+    def _check_initial_rows(self, initial_rows, missing):
+        """Positions of the given initial set, or None; labelled, unique and inside ``X``."""
+        if initial_rows is None:
+            return None
+        rows = np.asarray(initial_rows)
+        n = missing.size
+        if rows.dtype == bool:
+            if rows.shape != (n,):
+                raise ValueError(
+                    f"initial_rows as a boolean mask must have shape ({n},) like y, got "
+                    f"{rows.shape}."
+                )
+            rows = np.flatnonzero(rows)
+        elif rows.ndim != 1 or (rows.size and rows.dtype.kind not in "iu"):
+            raise TypeError(
+                "initial_rows must be a boolean mask over the rows of X or a 1-d array of "
+                f"integer row positions, got an array of dtype {rows.dtype} and shape "
+                f"{rows.shape}."
+            )
+        if rows.size == 0:
+            raise ValueError("initial_rows selects no row; give at least one initial row.")
+        if rows.min() < 0 or rows.max() >= n:
+            raise ValueError(f"initial_rows holds positions outside [0, {n}).")
+        if np.unique(rows).size != rows.size:
+            raise ValueError("initial_rows holds duplicate positions.")
+        if missing[rows].any():
+            raise ValueError(
+                "initial_rows includes rows whose label in y is missing_label="
+                f"{self.missing_label!r}; initial rows must be labelled."
+            )
+        return rows.astype(np.intp)
+
+    def _record_fit(self, X, y, rows, event, query_seconds, scores):
+        """Fit from scratch on ``rows`` of (X, y), keep them as the labelled set, log it.
+
+        The model sees the rows in pool order whatever order they were acquired in.
+        """
         start = time.perf_counter()
-        self.X_labeled_ = take_rows(X, rows)
-        self.y_labeled_ = y[rows]
+        train = np.sort(rows)
+        self.X_labeled_ = take_rows(X, train)
+        self.y_labeled_ = y[train]
         self._check_single_class(self.y_labeled_, "The labelled set")
         self._fit_model(self.X_labeled_, self.y_labeled_)
         self.history_.append(
-            self._history_row(rows, scores, time.perf_counter() - start, query_seconds)
+            self._history_row(rows, scores, event, time.perf_counter() - start, query_seconds)
         )
 
     def _update(self, X_new, y_new):
@@ -372,9 +426,10 @@ class BaseActiveLearner(ClassifierMixin, MetaEstimatorMixin, BaseEstimator, meta
         else:
             self._update_model(X_new, y_new, self.X_labeled_, self.y_labeled_)
 
-    def _history_row(self, indices, scores, fit_seconds, query_seconds):
+    def _history_row(self, indices, scores, event, fit_seconds, query_seconds):
         return {
             "cycle": len(self.history_),
+            "event": event,
             "n_labels": _num_samples(self.y_labeled_),
             "indices": indices,
             "scores": scores,
@@ -382,12 +437,16 @@ class BaseActiveLearner(ClassifierMixin, MetaEstimatorMixin, BaseEstimator, meta
             "query_seconds": query_seconds,
         }
 
-    def _simulate(self, X, y, available, rng, on_cycle):
+    def _simulate(self, X, y, available, rng, on_cycle, initial_rows=None):
         """The simulated loop: ``y`` is the oracle, rows in ``available`` can be revealed."""
         budget = self.budget
-        if budget < self.n_initial:
+        n_initial = self.n_initial if initial_rows is None else initial_rows.size
+        if budget < n_initial:
+            what = f"n_initial={n_initial}" if initial_rows is None else (
+                f"the {n_initial} initial_rows"
+            )
             raise ValueError(
-                f"budget={budget} is smaller than n_initial={self.n_initial}: the initial "
+                f"budget={budget} is smaller than {what}: the initial "
                 "labelled set alone would exceed the budget."
             )
         if budget > available.size:
@@ -398,19 +457,23 @@ class BaseActiveLearner(ClassifierMixin, MetaEstimatorMixin, BaseEstimator, meta
                 stacklevel=3,
             )
             budget = available.size
-        initial_strategy = self._resolve_strategy(
-            self.initial_strategy,
-            RandomSampling(random_state=rng.randint(_MAX_SEED)),
-            "initial_strategy",
-        )
+        initial_seed = rng.randint(_MAX_SEED)
         start = time.perf_counter()
-        picked, scores = select_with_scores(
-            initial_strategy, self, take_rows(X, available), min(self.n_initial, budget)
-        )
-        acquired = self._ensure_two_classes(available[picked], available, y, budget, rng)
+        if initial_rows is None:
+            initial_strategy = self._resolve_strategy(
+                self.initial_strategy, RandomSampling(random_state=initial_seed),
+                "initial_strategy",
+            )
+            picked, scores = select_with_scores(
+                initial_strategy, self, take_rows(X, available), min(self.n_initial, budget)
+            )
+            picked = available[picked]
+        else:
+            picked, scores = initial_rows, None
+        acquired = self._ensure_two_classes(picked, available, y, budget, rng)
         if scores is not None and scores.size < acquired.size:
             scores = np.concatenate([scores, np.full(acquired.size - scores.size, np.nan)])
-        self._record_fit(X, y, acquired, time.perf_counter() - start, scores)
+        self._record_fit(X, y, acquired, "initial", time.perf_counter() - start, scores)
         self.labeled_indices_ = acquired
         if on_cycle is not None:
             on_cycle(self, self.history_[-1])
@@ -430,15 +493,18 @@ class BaseActiveLearner(ClassifierMixin, MetaEstimatorMixin, BaseEstimator, meta
             in_pool[new] = False
             acquired = np.concatenate([acquired, new])
             start = time.perf_counter()
-            self.X_labeled_ = take_rows(X, acquired)
-            self.y_labeled_ = y[acquired]
+            train = np.sort(acquired)  # pool order, as in _record_fit
+            self.X_labeled_ = take_rows(X, train)
+            self.y_labeled_ = y[train]
             if self.update != "refit" and np.setdiff1d(y[new], self.classes_).size:
                 # An incremental update cannot add an output for a class found only now.
                 self._fit_model(self.X_labeled_, self.y_labeled_)
             else:
                 self._update(take_rows(X, new), y[new])
             self.history_.append(
-                self._history_row(new, scores, time.perf_counter() - start, query_seconds)
+                self._history_row(
+                    new, scores, "query", time.perf_counter() - start, query_seconds
+                )
             )
             self.labeled_indices_ = acquired
             if on_cycle is not None:
@@ -530,14 +596,16 @@ class ActiveLearner(BaseActiveLearner):
     classes_ : ndarray of shape (n_classes,)
         Class labels of the fitted model.
     X_labeled_ : array-like of shape (n_labels, n_features)
-        The labelled rows the model is trained on.
+        The labelled rows the model is trained on: in a simulated run in pool order, after
+        :meth:`teach` in the order taught.
     y_labeled_ : ndarray of shape (n_labels,)
         Their labels.
     labeled_indices_ : ndarray of shape (n_labels,)
         Simulated runs only: the rows of ``X`` acquired, in acquisition order.
     history_ : list of dict
-        One entry per cycle: ``cycle``, ``n_labels``, ``indices`` (rows of ``X`` acquired in
-        the cycle; ``None`` for :meth:`teach`), ``scores`` (their selection scores or None),
+        One entry per fit: ``cycle``, ``event`` (``"fit"``, ``"initial"``, ``"query"`` or
+        ``"teach"``), ``n_labels``, ``indices`` (rows of ``X`` acquired in the cycle;
+        ``None`` for :meth:`teach`), ``scores`` (their selection scores or None),
         ``fit_seconds`` and ``query_seconds``. ``pandas.DataFrame(history_)`` tabulates it.
     n_features_in_ : int
         Number of features seen during fit.

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from sklearn.base import clone
 from sklearn.datasets import load_digits
 from sklearn.linear_model import LogisticRegression
 
@@ -219,8 +220,9 @@ def test_indices_unique_in_range_and_deterministic(
 ):
     learner = GivenSamples(random_samples(n_samples, n_pool, n_classes, seed))
     batch_size = min(batch_size, n_pool)
-    first, scores = strategy.select(learner, pool(n_pool), batch_size)
-    again, _ = strategy.select(learner, pool(n_pool), batch_size)
+    # A clone replays the draws of the original (protocol rule 5).
+    first, scores = clone(strategy).select(learner, pool(n_pool), batch_size)
+    again, _ = clone(strategy).select(learner, pool(n_pool), batch_size)
     assert first.shape == (batch_size,)
     assert np.unique(first).size == batch_size
     assert first.min() >= 0 and first.max() < n_pool

@@ -9,7 +9,10 @@
 4. A strategy asks the learner only for ``predict_proba``, ``decision_function``,
    ``predict_proba_samples``, ``transform`` or ``X_labeled_``/``y_labeled_``; a missing one is
    a ``TypeError`` raised at query time that names it. Embeddings come from ``embed``.
-5. Ties break at random from the strategy's ``random_state``.
+5. Randomness (tie-breaks, random draws) comes from the strategy's ``random_state``. An int
+   seeds each query afresh from ``(random_state, query number)``: successive queries draw
+   independently, and a clone (the learner clones its strategies at every ``fit``) replays
+   the same sequence, so a refit with the same seed repeats the run exactly.
 """
 
 import numbers
@@ -29,8 +32,8 @@ _MAX_CHUNK_ROWS = 16384
 
 # What a learner must offer for each kind of request, and how to get it when it is missing.
 _CAPABILITY_HINTS = {
-    "predict_proba": "a classifier with predict_proba (e.g. LogisticRegression, or SVC with "
-    "probability=True)",
+    "predict_proba": "a classifier with predict_proba (e.g. LogisticRegression, or an SVM "
+    "wrapped in CalibratedClassifierCV); for an SVM alone use DecisionMargin",
     "decision_function": "a classifier with decision_function (e.g. LinearSVC, SVC)",
     "predict_proba_samples": "posterior samples: use CommitteeLearner, or an MC-dropout "
     "network from skal.nets",
@@ -224,6 +227,24 @@ def top_k(scores, k, random_state=None):
     return chosen[order].astype(np.intp, copy=False)
 
 
+def query_random_state(seed, n_queries):
+    """The generator of query number ``n_queries`` (0, 1, ...) of a strategy seeded ``seed``.
+
+    Independent streams for every (seed, query number) pair, from numpy's ``SeedSequence``.
+
+    Parameters
+    ----------
+    seed : int
+    n_queries : int
+
+    Returns
+    -------
+    random_state : numpy.random.RandomState
+    """
+    sequence = np.random.SeedSequence([int(seed), int(n_queries)])
+    return np.random.RandomState(np.random.MT19937(sequence))
+
+
 class QueryStrategy(BaseEstimator, metaclass=ABCMeta):
     """Base class of query strategies.
 
@@ -271,7 +292,19 @@ class QueryStrategy(BaseEstimator, metaclass=ABCMeta):
         return np.asarray(indices, dtype=np.intp), scores
 
     def _random_state(self):
-        return check_random_state(getattr(self, "random_state", None))
+        # Rule 5 of the protocol: an int seed gives every query its own stream, so that the
+        # draws of successive cycles are independent (re-seeding with the bare int made each
+        # cycle repeat the last one's draws), while a fresh clone replays the sequence.
+        seed = getattr(self, "random_state", None)
+        if isinstance(seed, numbers.Integral) and not isinstance(seed, bool | np.bool_):
+            if seed < 0:
+                raise ValueError(
+                    f"random_state must be None, a non-negative int or a RandomState, got {seed}."
+                )
+            n_queries = self.__dict__.get("_n_queries", 0)
+            self._n_queries = n_queries + 1
+            return query_random_state(seed, n_queries)
+        return check_random_state(seed)
 
     @abstractmethod
     def _select(self, learner, X_pool, batch_size, random_state):
