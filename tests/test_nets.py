@@ -17,11 +17,19 @@ from sklearn.datasets import load_digits, make_blobs  # noqa: E402
 from sklearn.model_selection import GridSearchCV  # noqa: E402
 from sklearn.pipeline import make_pipeline  # noqa: E402
 from sklearn.preprocessing import StandardScaler  # noqa: E402
+from sklearn.utils import get_tags  # noqa: E402
 from sklearn.utils.estimator_checks import parametrize_with_checks  # noqa: E402
+from skorch.callbacks import Callback  # noqa: E402
 from torch import nn  # noqa: E402
 
 from skal import ActiveLearner, CommitteeLearner  # noqa: E402
-from skal.nets import MLP, ConsistentMCDropout, MNISTConvNet, NetClassifier  # noqa: E402
+from skal.nets import (  # noqa: E402
+    MLP,
+    ConsistentMCDropout,
+    MNISTConvNet,
+    NetClassifier,
+    TrainingDivergedError,
+)
 from skal.strategies import KLDivergence  # noqa: E402
 
 cuda = pytest.mark.cuda
@@ -318,7 +326,8 @@ def test_deep_ensemble_committee(digits):
     seeds = {member.random_state for member in committee.estimators_}
     assert len(seeds) == 3
     samples = committee.predict_proba_samples(X[:9])
-    assert samples.shape == (3, 9, 10)
+    # 40 labels need not cover all ten digits; one column per class labelled.
+    assert samples.shape == (3, 9, committee.classes_.size)
     assert not np.allclose(samples[0], samples[1])
     # The same strategy that reads MC-dropout samples reads the ensemble's.
     assert KLDivergence().score(committee, X[500:600]).shape == (100,)
@@ -352,6 +361,105 @@ def test_clean_run_gives_no_warnings(blobs):
         net = tiny_net().fit(X, y)
         net.predict_proba_samples(X)
         net.transform(X)
+
+
+# ---------------------------------------------------------------------- divergence and tags
+def overflowing(X):
+    """Finite float32 inputs close to float32's largest value: the first layer overflows."""
+    return (X / np.abs(X).max() * 3e38).astype(np.float32)
+
+
+def poison(module):
+    with torch.no_grad():
+        next(module.parameters()).view(-1)[0] = float("nan")
+
+
+class PoisonWeights(Callback):
+    """Simulates a fault: the weights turn NaN in epoch ``epoch`` at ``hook``."""
+
+    def __init__(self, epoch=1, hook="on_epoch_begin"):
+        self.epoch = epoch
+        self.hook = hook
+
+    def _maybe_poison(self, net, hook):
+        if hook == self.hook and len(net.history) == self.epoch:
+            poison(net.module_)
+
+    def on_epoch_begin(self, net, **kwargs):
+        self._maybe_poison(net, "on_epoch_begin")
+
+    def on_batch_end(self, net, training=None, **kwargs):
+        if training:
+            self._maybe_poison(net, "on_batch_end")
+
+
+# sklearn's finiteness check sums X first; on these inputs the sum overflows, harmlessly.
+huge_sums = pytest.mark.filterwarnings("ignore:invalid value encountered:RuntimeWarning")
+
+
+@huge_sums
+def test_diverged_training_is_an_error_naming_epoch_and_way_out(blobs):
+    X, y = blobs
+    with pytest.raises(TrainingDivergedError, match=r"loss became (nan|inf) at epoch 1") as error:
+        tiny_net().fit(overflowing(X), y)
+    assert isinstance(error.value, ValueError) and error.value.epoch == 1
+    assert "Scale the inputs" in str(error.value) and "(lr)" in str(error.value)
+    # Through a learner too: no NaN model ever gets to answer queries.
+    with pytest.raises(TrainingDivergedError):
+        ActiveLearner(tiny_net()).fit(overflowing(X), y)
+
+
+@pytest.mark.parametrize(
+    "hook, epoch, what",
+    # Poisoned before epoch 3's step: its loss is NaN. Poisoned after epoch 2's only step:
+    # its loss was finite, its weights are not.
+    [("on_epoch_begin", 3, "training loss"), ("on_batch_end", 2, "weights")],
+)
+def test_divergence_names_the_first_bad_epoch_and_stops_there(blobs, hook, epoch, what):
+    X, y = blobs
+    net = tiny_net(batch_size=len(X), callbacks=[PoisonWeights(epoch, hook)])
+    with pytest.raises(TrainingDivergedError, match=f"{what}.* at epoch {epoch}") as error:
+        net.fit(X, y)
+    assert error.value.epoch == epoch
+    assert len(net.history) == epoch < net.max_epochs
+
+
+@huge_sums
+def test_inference_never_returns_non_finite_values(blobs):
+    X, y = blobs
+    # With the check turned off, training that turns the weights NaN runs to the end; the
+    # network must not pass NaN off as probabilities (nor argmax them into class 0).
+    diverged = tiny_net(
+        callbacks=[PoisonWeights(2)], callbacks__divergence_check=None
+    ).fit(X, y)
+    assert len(diverged.history) == diverged.max_epochs
+    for method in ("predict_proba", "predict", "predict_proba_samples", "transform"):
+        with pytest.raises(ValueError, match="non-finite .*weights are non-finite"):
+            getattr(diverged, method)(X)
+    # Finite weights, inputs that overflow: +inf and 0 logits make softmax NaN.
+    net = tiny_net(module=nn.Sequential(nn.Linear(2, 2))).fit(X[:, :2], y % 2)
+    with torch.no_grad():
+        net.module_[0].weight.copy_(torch.tensor([[1.0, 1.0], [1.0, -1.0]]))
+    X_big = np.array([[1.0, 2.0], [3e38, 3e38]], dtype=np.float32)
+    with pytest.raises(ValueError, match="for 1 of 2 rows .*row 1.*Scale the inputs"):
+        net.predict_proba(X_big)
+    assert np.isfinite(net.predict_proba(X_big[:1])).all()
+
+
+def test_tags_match_what_the_net_accepts(blobs):
+    import scipy.sparse as sp
+
+    X, y = blobs
+    tags = get_tags(tiny_net())
+    assert not tags.input_tags.sparse and not tags.input_tags.allow_nan
+    with pytest.raises(TypeError, match="dense data is required"):
+        tiny_net().fit(sp.csr_matrix(X), y)
+    X_nan = X.copy()
+    X_nan[0, 0] = np.nan
+    with pytest.raises(ValueError, match="NaN"):
+        tiny_net().fit(X_nan, y)
+    assert tags.transformer_tags.preserves_dtype == ["float32"]
+    assert tiny_net().fit(X.astype(np.float64), y).transform(X).dtype == np.float32
 
 
 # ---------------------------------------------------------------------- CUDA

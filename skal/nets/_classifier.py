@@ -16,6 +16,7 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 from skorch import NeuralNetClassifier
 from skorch.net import NeuralNet
 
+from skal.nets._divergence import DivergenceCheck, check_finite_output
 from skal.nets._mc_dropout import ConsistentMCDropout
 from skal.nets._modules import MLP
 
@@ -91,7 +92,10 @@ class NetClassifier(NeuralNetClassifier):
     train_split : callable or None, default=None
         skorch's validation split; ``None`` trains on every row.
     callbacks : list or None, default=None
-        skorch callbacks.
+        skorch callbacks, run after the default ones. Among those, ``"divergence_check"``
+        (:class:`~skal.nets.DivergenceCheck`) makes ``fit`` raise
+        :class:`~skal.nets.TrainingDivergedError` at the first epoch whose training loss or
+        weights are not finite; ``callbacks__divergence_check=None`` turns it off.
     warm_start : bool, default=False
         Keep the weights between calls to ``fit`` (set by ``ActiveLearner(update="warm_start")``).
         A fit whose ``y`` has a class the network has no output for starts afresh, since the
@@ -225,6 +229,10 @@ class NetClassifier(NeuralNetClassifier):
             self.callbacks = params.pop("callbacks")
         return super().set_params(**params)
 
+    def get_default_callbacks(self):
+        # After skorch's loss and scoring callbacks, so the epoch's record is complete.
+        return [*super().get_default_callbacks(), ("divergence_check", DivergenceCheck())]
+
     def fit_transform(self, X, y, **fit_params):
         """Fit, then return the penultimate-layer embeddings of ``X`` (see :meth:`transform`).
 
@@ -332,6 +340,12 @@ class NetClassifier(NeuralNetClassifier):
         Returns
         -------
         self : object
+
+        Raises
+        ------
+        TrainingDivergedError
+            When the training loss or the weights become non-finite (NaN or infinite); the
+            message names the epoch. Scale the inputs or lower ``lr``.
         """
         warm = bool(self.warm_start) and self.__sklearn_is_fitted__()
         if warm and self.classes is None and np.setdiff1d(y, self.classes_).size:
@@ -444,13 +458,13 @@ class NetClassifier(NeuralNetClassifier):
             for m, training in modes:
                 m.training = training
 
-    def _map_batches(self, X, func):
+    def _map_batches(self, X, func, what):
         device = _module_device(self.module_)
         parts = []
         for rows in self._row_slices(X.shape[0]):
             out = func(torch.from_numpy(X[rows]).to(device))
             parts.append(out.to(torch.float32).cpu().numpy())
-        return np.concatenate(parts, axis=0)
+        return check_finite_output(np.concatenate(parts, axis=0), self.module_, what)
 
     def predict_proba(self, X):
         """Class probabilities of the deterministic network (dropout off).
@@ -462,13 +476,21 @@ class NetClassifier(NeuralNetClassifier):
         Returns
         -------
         proba : ndarray of shape (n_samples, n_classes), float32
+
+        Raises
+        ------
+        ValueError
+            When the network outputs non-finite values (its weights are non-finite, or the
+            inputs overflow float32): never NaN probabilities.
         """
         X = self._check_X(X)
         if isinstance(X, torch.utils.data.Dataset):
             return super().predict_proba(X)
         nonlin = self._get_predict_nonlinearity()
         with self._evaluating():
-            return self._map_batches(X, lambda xb: nonlin(_first_output(self.module_(xb))))
+            return self._map_batches(
+                X, lambda xb: nonlin(_first_output(self.module_(xb))), "probabilities"
+            )
 
     def predict(self, X):
         """Most probable class of each row.
@@ -505,6 +527,11 @@ class NetClassifier(NeuralNetClassifier):
         -------
         samples : ndarray of shape (n_samples, n_pool, n_classes), float32
             Class probabilities of each pass, on the CPU.
+
+        Raises
+        ------
+        ValueError
+            When the network outputs non-finite values, as :meth:`predict_proba`.
         """
         X = self._check_X(X)
         n_samples = _check_positive_int(
@@ -531,7 +558,7 @@ class NetClassifier(NeuralNetClassifier):
                     samples[start:stop, rows] = (
                         proba.reshape(stop - start, n_rows, -1).to(torch.float32).cpu().numpy()
                     )
-        return samples
+        return check_finite_output(samples, module, "probability samples", row_axis=1)
 
     def transform(self, X):
         """Penultimate-layer embeddings of the deterministic network (dropout off).
@@ -554,7 +581,7 @@ class NetClassifier(NeuralNetClassifier):
         if not callable(embed):
             embed, capture = _last_linear_input(self.module_)
         with self._evaluating(), capture:
-            return self._map_batches(X, lambda xb: embed(xb).flatten(1))
+            return self._map_batches(X, lambda xb: embed(xb).flatten(1), "embeddings")
 
 
 def _last_linear_input(module):
