@@ -622,3 +622,74 @@ def test_a_journal_with_a_changed_table_is_refused(tmp_path):
     _edit(path, "ALTER TABLE answers ADD COLUMN note TEXT")
     with pytest.raises(JournalError, match="did not create"):
         open_session(path)
+
+
+# ---------------------------------------------------------------------- parameters
+@pytest.mark.parametrize(
+    "params, error, message",
+    [
+        ({"batch_size": 0}, ValueError, "batch_size must be a positive integer, got 0"),
+        ({"batch_size": -2}, ValueError, "batch_size must be a positive integer, got -2"),
+        ({"batch_size": 2.7}, TypeError, "batch_size must be a positive integer, got 2.7"),
+        ({"batch_size": True}, TypeError, "batch_size must be a positive integer"),
+        ({"batch_size": "5"}, TypeError, "batch_size must be a positive integer"),
+        ({"batch_size": None, "learner": ActiveLearner(batch_size=0)}, ValueError,
+         "the learner's batch_size"),
+        ({"labels_per_sample": 0}, ValueError, "labels_per_sample must be a positive integer"),
+        ({"labels_per_sample": 1.5}, TypeError, "labels_per_sample must be a positive"),
+        ({"classes": [None, 1]}, TypeError, "classes must hold str or int labels"),
+        ({"classes": [0.0, 1.0]}, TypeError, "classes must hold str or int labels"),
+        ({"classes": [float("nan"), 1]}, TypeError, "classes must hold str or int labels"),
+        ({"classes": [True, False]}, TypeError, "classes must hold str or int labels"),
+        ({"classes": [[0], [1]]}, TypeError, "classes must hold str or int labels"),
+        ({"classes": []}, ValueError, "classes must hold at least two labels"),
+        ({"classes": [1]}, ValueError, "classes must hold at least two labels"),
+        ({"classes": [0, 1, 1]}, ValueError, r"classes must be unique; 1 is repeated"),
+        ({"classes": ["0", 1]}, TypeError, "classes mixes str and int"),
+        ({"classes": "ab"}, TypeError, "classes must be a sequence of labels"),
+        ({"classes": 3}, TypeError, "classes must be a sequence of labels"),
+        ({"sample_ids": IDS[:-1] + [None]}, TypeError, "sample_ids must hold str or int"),
+        ({"sample_ids": IDS[:-1] + [1.5]}, TypeError, "sample_ids must hold str or int"),
+        ({"sample_ids": "abc"}, TypeError, "sample_ids must be a sequence"),
+        ({"annotator": ""}, ValueError, "annotator must be a non-empty string"),
+        ({"annotator": None}, TypeError, "annotator must be a non-empty string"),
+        ({"query_ahead": "no"}, TypeError, "query_ahead must be True or False"),
+        ({"requery_disagreements": 1}, TypeError, "requery_disagreements must be True or"),
+        ({"aggregate": "mean"}, ValueError, "aggregate must be one of"),
+        ({"random_state": -1}, ValueError, "random_state must be None or a non-negative"),
+        ({"random_state": np.random.RandomState(0)}, TypeError, "random_state must be None"),
+        ({"random_state": 1.5}, TypeError, "random_state must be None"),
+        ({"timeout": -1}, ValueError, "timeout must be a non-negative number"),
+        ({"timeout": "5"}, TypeError, "timeout must be a non-negative number"),
+        ({"learner": "logreg"}, TypeError, "learner must be None, a scikit-learn classifier"),
+        ({"journal": 5}, TypeError, "journal must be a file path"),
+    ],
+)
+def test_bad_parameters_are_refused_before_the_journal_is_touched(tmp_path, params, error,
+                                                                  message):
+    path = tmp_path / "j.sqlite"
+    params = dict(params)
+    journal = params.pop("journal", path)
+    with pytest.raises(error, match=message):
+        open_session(journal, **params)
+    assert not os.path.exists(path)
+
+
+def test_good_parameters_of_numpy_types_are_accepted(tmp_path):
+    with open_session(tmp_path / "a.sqlite", batch_size=np.int64(3),
+                      labels_per_sample=np.int32(1), classes=list(np.array(CLASSES)),
+                      query_ahead=np.bool_(False), random_state=np.int64(4)) as session:
+        assert len(session.next_batch()) == 3
+        assert session.batch_size == 3 and type(session.batch_size) is int
+    learner = ActiveLearner(LogisticRegression(), batch_size=4)
+    with open_session(tmp_path / "b.sqlite", batch_size=None, learner=learner) as session:
+        assert len(session.next_batch()) == 4  # None: the learner's batch_size
+
+
+def test_label_names_a_bad_annotator(tmp_path):
+    with open_session(tmp_path / "j.sqlite") as session:
+        with pytest.raises(ValueError, match="annotator must be a non-empty string"):
+            session.label(IDS[0], 0, annotator="")
+        with pytest.raises(TypeError, match="annotator must be a non-empty string"):
+            session.skip(IDS[0], annotator=7)
+        assert session.annotations() == []

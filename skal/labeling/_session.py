@@ -11,7 +11,7 @@ import numpy as np
 from sklearn.base import clone
 from sklearn.utils.validation import _num_samples
 
-from skal._learner import ActiveLearner, seed_estimator
+from skal._learner import seed_estimator
 from skal.labeling._aggregate import DawidSkene, majority_vote
 from skal.labeling._journal import (
     SCHEMA_VERSION,
@@ -20,6 +20,18 @@ from skal.labeling._journal import (
     PoolMismatchError,
     encode_label,
     pool_fingerprint,
+)
+from skal.labeling._validation import (
+    check_annotator,
+    check_batch_size,
+    check_bool,
+    check_classes,
+    check_journal_path,
+    check_learner,
+    check_positive_int,
+    check_sample_ids,
+    check_seed,
+    check_timeout,
 )
 from skal.strategies._base import take_rows
 
@@ -100,15 +112,17 @@ class LabelingSession:
         All rows that may be labelled.
     journal : str or path-like
         The journal file; created when missing, resumed when present.
-    classes : sequence
-        The label set; any other label is refused.
+    classes : sequence of str or int
+        The label set, at least two unique labels, all strings or all ints (``None``, NaN,
+        floats and bools are refused: they compare equal to other labels or stand for a
+        skip); any other label is refused by :meth:`label`.
     sample_ids : sequence of str or int, default=None
         Stable ids of the pool's rows (unique; stored as text). ``None`` uses the row numbers
         ``"0"``, ``"1"``, ...; give real ids if the pool's order may change between runs.
     annotator : str, default="annotator"
-        Who answers through this session; :meth:`label` may name another.
-    batch_size : int, default=None
-        Rows per round; ``None`` uses the learner's ``batch_size``.
+        Who answers through this session (a non-empty name); :meth:`label` may name another.
+    batch_size : int or None, default=None
+        Rows per round, a positive int; ``None`` uses the learner's ``batch_size``.
     query_ahead : bool, default=False
         Compute round t+1 in a background thread while round t is being labelled, from the
         labels known when round t was handed out, so the person never waits for a refit.
@@ -118,8 +132,8 @@ class LabelingSession:
         Before new samples, offer the annotator samples whose labels disagree and that they
         have not labelled.
     labels_per_sample : int, default=1
-        Before new samples, offer samples labelled by fewer annotators than this.
-    random_state : int or None, default=None
+        Before new samples, offer samples labelled by fewer annotators than this (>= 1).
+    random_state : non-negative int or None, default=None
         The session's seed. ``None`` draws one when the journal is created and stores it, so
         a resumed session uses the same seed; an int must match the stored one.
     timeout : float, default=30.0
@@ -136,8 +150,10 @@ class LabelingSession:
 
     Raises
     ------
-    ValueError
-        An empty pool, duplicate ids, or a class set that differs from the journal's.
+    TypeError, ValueError
+        A parameter of the wrong type or value (checked before the journal is opened, so no
+        file is created), an empty pool, duplicate ids, or a class set that differs from the
+        journal's.
     PoolMismatchError
         The journal was written for another pool.
     JournalError
@@ -174,36 +190,32 @@ class LabelingSession:
         random_state=None,
         timeout=30.0,
     ):
+        # Every parameter is checked before the journal is opened, so a mistake creates no file.
+        journal = check_journal_path(journal)
         n = _num_samples(X_pool)
         if n == 0:
             raise ValueError("The pool is empty (0 rows): there is nothing to label.")
-        if sample_ids is None:
-            sample_ids = [str(i) for i in range(n)]
-        sample_ids = [str(s) for s in sample_ids]
-        if len(sample_ids) != n:
-            raise ValueError(f"sample_ids has {len(sample_ids)} ids for a pool of {n} rows.")
-        if len(set(sample_ids)) != n:
-            raise ValueError("sample_ids must be unique; the pool has repeated ids.")
-        classes = [c.item() if isinstance(c, np.generic) else c for c in classes]
-        for c in classes:
-            encode_label(c)
-        if len(set(map(encode_label, classes))) != len(classes) or len(classes) < 2:
-            raise ValueError(f"classes must hold at least two distinct labels, got {classes}.")
+        sample_ids = check_sample_ids(sample_ids, n)
+        classes = check_classes(classes)
         if aggregate not in _AGGREGATIONS:
-            raise ValueError(f"aggregate must be one of {_AGGREGATIONS}, got {aggregate!r}.")
-        if learner is None or not hasattr(learner, "query"):
-            learner = ActiveLearner(learner)
+            raise ValueError(
+                f"aggregate must be one of {_AGGREGATIONS}, got {aggregate!r}; 'majority' is "
+                "the default."
+            )
+        learner = check_learner(learner)
         if getattr(learner, "budget", None) is not None:
             learner = clone(learner).set_params(budget=None)
         self.learner = learner
         self.X_pool = X_pool
         self.sample_ids = sample_ids
-        self.annotator = str(annotator)
-        self.batch_size = int(batch_size or getattr(learner, "batch_size", 10))
-        self.query_ahead = bool(query_ahead)
+        self.annotator = check_annotator(annotator)
+        self.batch_size = check_batch_size(batch_size, learner)
+        self.query_ahead = check_bool(query_ahead, "query_ahead")
         self.aggregate = aggregate
-        self.requery_disagreements = bool(requery_disagreements)
-        self.labels_per_sample = int(labels_per_sample)
+        self.requery_disagreements = check_bool(requery_disagreements, "requery_disagreements")
+        self.labels_per_sample = check_positive_int(labels_per_sample, "labels_per_sample")
+        random_state = check_seed(random_state)
+        timeout = check_timeout(timeout)
         self._position = {sid: i for i, sid in enumerate(sample_ids)}
         self.fingerprint_ = pool_fingerprint(sample_ids, X_pool)
         self._executor = None
@@ -582,7 +594,7 @@ class LabelingSession:
         return self._answer(self._check_sample(sample_id), None, annotator, skipped=True)
 
     def _answer(self, sid, label, annotator, skipped):
-        annotator = self.annotator if annotator is None else str(annotator)
+        annotator = self.annotator if annotator is None else check_annotator(annotator)
         self._sync()
         number, strategy, score = self._query_context(sid, annotator)
         answer_id = self.journal.add_answer(
@@ -602,7 +614,7 @@ class LabelingSession:
         sample_id : str or None
             The sample whose answer was withdrawn; ``None`` when there was nothing to undo.
         """
-        annotator = self.annotator if annotator is None else str(annotator)
+        annotator = self.annotator if annotator is None else check_annotator(annotator)
         undone = self.journal.undo_last(annotator)
         self._reload()
         return None if undone is None else undone["sample_id"]
