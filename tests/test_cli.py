@@ -1,6 +1,7 @@
 """End-to-end tests of ``skal run``: exit codes, files written, the table, the errors."""
 
 import json
+import re
 import subprocess
 import sys
 
@@ -158,3 +159,78 @@ def test_end_to_end_subprocess(tmp_path):
                          capture_output=True, text=True, timeout=120)
     assert bad.returncode == 2 and bad.stderr.count("\n") == 1
     assert "Traceback" not in bad.stderr
+
+
+def _listed_strategies(capsys):
+    assert main(["run", "--list"]) == 0
+    line = next(ln for ln in capsys.readouterr().out.splitlines() if ln.startswith("strategies:"))
+    return [name.strip() for name in line.partition(":")[2].split(",")]
+
+
+def test_one_name_per_strategy_everywhere(capsys):
+    from skal.experiments._cli import DEFAULTS, strategy_name
+
+    registry = strategy_registry()
+    classes = set(registry.values())
+    listed = _listed_strategies(capsys)
+    # --list shows each strategy once, by the name the default list and the tables use
+    assert sorted(listed) == sorted({strategy_name(cls) for cls in classes})
+    assert len(listed) == len(classes)
+    assert {"random", "margin", "entropy", "vote_entropy"} <= set(listed)
+    assert not {"margin_sampling", "random_sampling", "MarginSampling"} & set(listed)
+    assert set(DEFAULTS["strategies"]) <= set(listed)
+    for name in listed:
+        assert registry[name] is registry[registry[name].__name__]
+    # the error for an unknown name offers the same names
+    with pytest.raises(ValueError, match=r"known: (\w+, )+\w+$") as error:
+        parse_strategy("clairvoyant")
+    assert sorted(str(error.value).partition("known: ")[2].split(", ")) == sorted(listed)
+
+
+def test_aliases_are_accepted_but_shown_by_their_one_name(tmp_path, capsys):
+    out = tmp_path / "out"
+    status = main(["run", *SMALL, "--strategies", "random_sampling", "MarginSampling",
+                   "entropy_sampling:random_state=1", "--output", str(out)])
+    captured = capsys.readouterr()
+    assert status == 0, captured.err
+    assert "\nrandom " in captured.out and "\nmargin " in captured.out
+    assert "\nentropy:random_state=1 " in captured.out
+    assert "_sampling" not in captured.out and "MarginSampling" not in captured.out
+    results = pd.read_csv(out / "results.csv")
+    assert set(results["learner"]) == {"random", "margin", "entropy:random_state=1"}
+    assert set(results["strategy"]) == {"random", "margin", "entropy"}
+    summary = pd.read_csv(out / "summary.csv")
+    assert set(summary.iloc[:, 0]) == {"random", "margin", "entropy:random_state=1"}
+    assert 'strategies = ["random", "margin", "entropy:random_state=1"]' in (
+        out / "config.toml").read_text()
+    # two spellings of one strategy are one strategy
+    assert main(["run", *SMALL, "--strategies", "margin", "margin_sampling",
+                 "--output", str(tmp_path / "twice")]) == 2
+    assert "'margin' is given twice" in capsys.readouterr().err
+
+
+def test_docs_and_configs_use_the_listed_strategy_names(capsys):
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    listed = set(_listed_strategies(capsys))
+    texts = [root / "README.md", *sorted((root / "docs").glob("*.rst")),
+             *sorted((root / "examples" / "configs").glob("*.toml"))]
+    used = {}
+    for path in texts:
+        text = path.read_text(encoding="utf-8")
+        for match in re.finditer(r"--strategies((?:[ \t]+'?[\w:=.,]+'?)+)", text):
+            for spec in match.group(1).split():
+                used.setdefault(spec.strip("'").partition(":")[0], path.name)
+        for match in re.finditer(r"^strategies\s*=\s*\[(.*)\]", text, re.MULTILINE):
+            for spec in re.findall(r'"([^"]+)"', match.group(1)):
+                used.setdefault(spec.partition(":")[0], path.name)
+    with pytest.raises(SystemExit):
+        main(["run", "--help"])
+    help_text = capsys.readouterr().out
+    for match in re.finditer(r"^\s+skal run .*--strategies ([^-#\n]+)", help_text, re.MULTILINE):
+        for spec in match.group(1).split():
+            used.setdefault(spec.strip("'").partition(":")[0], "skal run --help")
+    assert {"random", "margin", "bald"} <= set(used)
+    unknown = {name: where for name, where in used.items() if name not in listed}
+    assert not unknown, unknown

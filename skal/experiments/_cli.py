@@ -115,8 +115,8 @@ def add_arguments(parser):
         nargs="+",
         metavar="STRATEGY",
         help="query strategies to compare, by name, optionally with parameters as "
-        "NAME:KEY=VALUE,KEY=VALUE, e.g. random margin 'vote_entropy:n_jobs=2'. Names are "
-        "snake_case or class names from skal.strategies; 'skal run --list' shows them "
+        "NAME:KEY=VALUE,KEY=VALUE, e.g. random margin 'vote_entropy:n_jobs=2'; 'skal run "
+        "--list' shows the names (class names from skal.strategies are accepted too) "
         "(default: random margin entropy vote_entropy)",
     )
     model.add_argument(
@@ -254,6 +254,9 @@ def resolve_options(args):
             options[key] = value
     if isinstance(options["strategies"], str):
         options["strategies"] = options["strategies"].split()
+    # the strategies' one names, so config.toml and the tables never show an alias
+    registry = strategy_registry()
+    options["strategies"] = [canonical_spec(str(spec), registry) for spec in options["strategies"]]
     for key in ("budget", "batch_size", "initial_size", "repeats", "committee_size", "epochs",
                 "mc_samples", "patience"):
         if not isinstance(options[key], int) or isinstance(options[key], bool) or options[key] < 1:
@@ -303,34 +306,89 @@ def write_config(options, path):
 
 
 # ---------------------------------------------------------------------------- strategies
+# One name per strategy: what `skal run --list`, the default list, the results tables and the
+# docs show. Other spellings (the class name, its snake_case with or without "_sampling") are
+# accepted on input and replaced by this name.
+STRATEGY_NAMES = {
+    "RandomSampling": "random",
+    "LeastConfidence": "least_confidence",
+    "MarginSampling": "margin",
+    "EntropySampling": "entropy",
+    "DecisionMargin": "decision_margin",
+    "VoteEntropy": "vote_entropy",
+    "KLDivergence": "kl_divergence",
+    "ConsensusEntropy": "consensus_entropy",
+    "BALD": "bald",
+    "BatchBALD": "batchbald",
+    "StochasticBALD": "stochastic_bald",
+    "CoreSet": "coreset",
+    "BADGE": "badge",
+    "RankedBatch": "ranked_batch",
+    "TypiClust": "typiclust",
+    "ProbCover": "probcover",
+}
+
+
 def _snake(name):
     name = re.sub(r"([A-Z]+)([A-Z][a-z])", r"\1_\2", name)
     return re.sub(r"([a-z0-9])([A-Z])", r"\1_\2", name).lower()
 
 
+def strategy_name(cls):
+    """The one name ``skal run`` shows for strategy class ``cls``."""
+    if cls.__name__ in STRATEGY_NAMES:
+        return STRATEGY_NAMES[cls.__name__]
+    snake = _snake(cls.__name__)  # a strategy added without a name here
+    return snake[: -len("_sampling")] if snake.endswith("_sampling") else snake
+
+
 def strategy_registry():
     """``{name: class}`` of every strategy in :mod:`skal.strategies`, under several spellings.
 
-    A class ``MarginSampling`` answers to ``MarginSampling``, ``marginsampling``,
-    ``margin_sampling`` and ``margin``.
+    A class ``MarginSampling`` answers to its name ``margin`` (:func:`strategy_name`) and to
+    ``MarginSampling``, ``marginsampling`` and ``margin_sampling``.
     """
     import skal.strategies as module
     from skal.strategies import QueryStrategy
 
     registry = {}
+    aliases = {}
     for class_name in module.__all__:
         cls = getattr(module, class_name)
         if not isinstance(cls, type) or not issubclass(cls, QueryStrategy):
             continue
         if getattr(cls, "__abstractmethods__", None):
             continue
+        registry[strategy_name(cls)] = cls
         snake = _snake(class_name)
-        names = {class_name, class_name.lower(), snake, snake.replace("_", "")}
-        if snake.endswith("_sampling"):
-            names.add(snake[: -len("_sampling")])
-        for name in names:
-            registry.setdefault(name, cls)
-    return registry
+        for alias in (class_name, class_name.lower(), snake, snake.replace("_", "")):
+            aliases.setdefault(alias, cls)
+    # a name always wins over another class's alias
+    return {**aliases, **registry}
+
+
+def strategy_names(registry=None):
+    """The names of the strategies, sorted, one per strategy."""
+    registry = strategy_registry() if registry is None else registry
+    return sorted({strategy_name(cls) for cls in registry.values()})
+
+
+def _lookup(name, registry):
+    cls = registry.get(name.strip()) or registry.get(name.strip().lower())
+    if cls is None:
+        raise ValueError(
+            f"unknown strategy {name.strip()!r}; known: {', '.join(strategy_names(registry))}"
+        )
+    return cls
+
+
+def canonical_spec(spec, registry=None):
+    """``spec`` with the strategy's one name and no spaces: ``"MarginSampling: a=1"`` ->
+    ``"margin:a=1"``. The name of the strategy in tables and ``config.toml``."""
+    registry = strategy_registry() if registry is None else registry
+    name, sep, params_text = spec.partition(":")
+    params = ",".join(filter(None, (p.strip().replace(" ", "") for p in params_text.split(","))))
+    return strategy_name(_lookup(name, registry)) + (f":{params}" if params else "")
 
 
 def _literal(text):
@@ -344,10 +402,7 @@ def parse_strategy(spec, registry=None):
     """Build a strategy from ``"name"`` or ``"name:key=value,key=value"``."""
     registry = strategy_registry() if registry is None else registry
     name, _, params_text = spec.partition(":")
-    cls = registry.get(name.strip()) or registry.get(name.strip().lower())
-    if cls is None:
-        known = sorted({_snake(c.__name__) for c in registry.values()})
-        raise ValueError(f"unknown strategy {name!r}; known: {', '.join(known)}")
+    cls = _lookup(name, registry)
     params = {}
     for item in filter(None, (p.strip() for p in params_text.split(","))):
         key, sep, value = item.partition("=")
@@ -548,6 +603,7 @@ def make_learners(options, estimator):
     common = {"batch_size": options["batch_size"], "n_initial": options["initial_size"]}
     for spec in options["strategies"]:
         strategy = parse_strategy(spec, registry)
+        spec = canonical_spec(spec, registry)
         kind = type(strategy).__name__
         if kind in _BAYESIAN_STRATEGIES and not hasattr(estimator, "predict_proba_samples"):
             raise ValueError(
@@ -577,7 +633,7 @@ def make_learners(options, estimator):
 
 def _list_choices():
     registry = strategy_registry()
-    print("strategies:", ", ".join(sorted({_snake(c.__name__) for c in registry.values()})))
+    print("strategies:", ", ".join(strategy_names(registry)))
     print("models:    ", ", ".join(CLASSICAL_MODELS + NET_MODELS))
     print("data:      ", ", ".join(BUNDLED_DATA), "| PATH.csv | MNIST_FOLDER")
     return 0
@@ -685,6 +741,9 @@ def run(args):
         n_jobs=options["n_jobs"],
         progress=not getattr(args, "quiet", False),
     )
+    # the strategy column holds class names; skal run shows its own names throughout
+    names = {key: strategy_name(type(learner.query_strategy)) for key, learner in learners.items()}
+    result["strategy"] = result["learner"].map(names)
     try:
         comparison = compare_to_random(result)
     except ValueError:
