@@ -6,6 +6,7 @@ skal) are printed as one line with exit status 2, never as a traceback.
 """
 
 import argparse
+import difflib
 import importlib
 import sys
 
@@ -17,12 +18,39 @@ SUBCOMMANDS = {
 }
 
 
+class _SubcommandParser(argparse.ArgumentParser):
+    """A sub-command's parser that rejects unknown arguments itself.
+
+    argparse parses a sub-command with ``parse_known_args`` and leaves the leftovers to the
+    top-level parser, whose error would show ``skal``'s usage; a mistyped ``skal run
+    --modle`` should show ``skal run``'s.
+    """
+
+    def parse_known_args(self, args=None, namespace=None):
+        namespace, extras = super().parse_known_args(args, namespace)
+        if extras:
+            message = "unrecognized arguments: " + " ".join(extras)
+            options = [o for o in self._option_string_actions if o.startswith("--")]
+            guesses = [
+                match
+                for extra in extras
+                if extra.startswith("--")
+                for match in difflib.get_close_matches(extra.partition("=")[0], options, n=1)
+            ]
+            if guesses:
+                message += f" (did you mean {' '.join(guesses)}?)"
+            self.error(message)
+        return namespace, extras
+
+
 def build_parser():
     parser = argparse.ArgumentParser(
         prog="skal",
         description="Active learning with scikit-learn estimators.",
     )
-    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    subparsers = parser.add_subparsers(
+        dest="command", metavar="COMMAND", parser_class=_SubcommandParser
+    )
     for name, (module_name, help_text) in SUBCOMMANDS.items():
         sub = subparsers.add_parser(name, help=help_text, description=help_text)
         sub.set_defaults(_module=module_name)

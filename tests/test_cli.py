@@ -234,3 +234,25 @@ def test_docs_and_configs_use_the_listed_strategy_names(capsys):
     assert {"random", "margin", "bald"} <= set(used)
     unknown = {name: where for name, where in used.items() if name not in listed}
     assert not unknown, unknown
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["run", "--modle", "logreg"],
+         "unrecognized arguments: --modle logreg (did you mean --model?)"),
+        (["run", "--budget", "10", "--quite"],
+         "unrecognized arguments: --quite (did you mean --quiet?)"),
+        (["label", "pool.csv", "--journal", "j.sqlite", "--classes", "a,b", "--resmue"],
+         "unrecognized arguments: --resmue (did you mean --resume?)"),
+        (["label", "pool.csv", "--journal", "j.sqlite", "--classes", "a,b", "extra.csv"],
+         "unrecognized arguments: extra.csv"),
+    ],
+)
+def test_a_mistyped_option_shows_the_subcommand_usage(argv, message, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        main(argv)
+    assert exit_.value.code == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"usage: skal {argv[0]} "), err
+    assert err.rstrip().endswith(f"skal {argv[0]}: error: {message}"), err
