@@ -180,6 +180,7 @@ def test_text_preview_downsamples_large_images():
     assert lines[0].strip("| ").startswith("") and "@" in lines[-1]
 
 
+@pytest.mark.slow
 def test_bad_pools_and_options_are_one_line_errors(tmp_path, pool_csv):
     cases = [
         ([tmp_path / "missing.csv", "--classes", "a,b"], "No pool file"),

@@ -100,6 +100,7 @@ def _kill_child_after(path, delay, query_ahead=False):
     return acked
 
 
+@pytest.mark.slow
 def test_sigkill_at_random_moments_loses_no_acknowledged_label(tmp_path):
     path = tmp_path / "journal.sqlite"
     rng = random.Random(0)
