@@ -28,7 +28,8 @@ from skal.labeling import (
     load_checkpoint,
     majority_vote,
 )
-from skal.strategies import EntropySampling
+from skal.strategies import EntropySampling, RandomSampling
+from skal.strategies._base import QueryStrategy
 
 X, Y = make_classification(
     n_samples=400, n_features=6, n_informative=4, n_classes=3, random_state=0
@@ -694,3 +695,62 @@ def test_label_names_a_bad_annotator(tmp_path):
         with pytest.raises(TypeError, match="annotator must be a non-empty string"):
             session.skip(IDS[0], annotator=7)
         assert session.annotations() == []
+
+
+# ---------------------------------------------------------------------- randomness per round
+SORTED = np.argsort(Y, kind="stable")  # a class-sorted pool: neighbours share a class
+X_SORTED, SORTED_IDS = X[SORTED], [IDS[i] for i in SORTED]
+
+
+class RandomKeys(QueryStrategy):
+    """Random sampling by uniform keys: the rows with the k smallest keys."""
+
+    def _select(self, learner, X_pool, batch_size, random_state):
+        return np.argsort(random_state.random(X_pool.shape[0]))[:batch_size], None
+
+
+def sorted_pool_session(path, strategy, **kwargs):
+    learner = ActiveLearner(LogisticRegression(max_iter=200), strategy)
+    return LabelingSession(learner, X_SORTED, path, classes=CLASSES, sample_ids=SORTED_IDS,
+                           batch_size=5, random_state=0, **kwargs)
+
+
+def neighbour_rate(history, strategy):
+    """The share of picks within 2 rows of a pick of the round before, and its expectation
+    under independent uniform draws (the neighbourhood's share of the pool)."""
+    row = {sid: i for i, sid in enumerate(SORTED_IDS)}
+    rounds = [[row[s] for s in r["sample_ids"]] for r in history if r["strategy"] == strategy]
+    assert len(rounds) >= 12
+    near, expected = [], []
+    for before, now in zip(rounds[:-1], rounds[1:], strict=True):
+        neighbourhood = {r + d for r in before for d in range(-2, 3)} & set(range(len(Y)))
+        near += [r in neighbourhood for r in now]
+        expected.append(len(neighbourhood) / len(Y))
+    return np.mean(near), np.mean(expected)
+
+
+@pytest.mark.parametrize(
+    "strategy", [RandomSampling(), RandomKeys(), RandomKeys(random_state=3)], ids=repr
+)
+def test_successive_rounds_draw_independently(tmp_path, strategy):
+    with sorted_pool_session(tmp_path / "j.sqlite", strategy) as session:
+        label_rounds(session, 16)
+        rate, expected = neighbour_rate(session.history_, type(strategy).__name__)
+    # Seeding every round's clone with the one session seed replayed the same stream: the
+    # keys of the remaining rows were those of the round before, shifted past the rows just
+    # taken, so each round landed right next to the last (a rate near 1).
+    assert rate < 3 * expected < 0.3
+
+
+@pytest.mark.parametrize("query_ahead", [False, True])
+@pytest.mark.parametrize("strategy", [RandomSampling(), RandomKeys()], ids=type)
+def test_random_strategies_resume_as_if_uninterrupted(tmp_path, strategy, query_ahead):
+    with sorted_pool_session(tmp_path / "a.sqlite", strategy,
+                             query_ahead=query_ahead) as session:
+        straight = label_rounds(session, 8)
+    path = tmp_path / "b.sqlite"
+    for n_rounds in (3, 2, 3):
+        with sorted_pool_session(path, strategy, query_ahead=query_ahead) as session:
+            label_rounds(session, n_rounds)
+    with sorted_pool_session(path, strategy, query_ahead=query_ahead) as session:
+        assert [r["sample_ids"] for r in session.history_] == straight

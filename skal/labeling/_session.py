@@ -1,6 +1,8 @@
 """LabelingSession: a person (or several) labels a pool while a learner picks the rows, and
 every answer is journalled durably before it is acknowledged."""
 
+import hashlib
+import numbers
 import os
 import time
 import warnings
@@ -62,10 +64,39 @@ class UnknownSampleError(KeyError):
         return str(self.args[0]) if self.args else ""
 
 
-def _ahead_seed(seed, n_train, n_excluded):
-    # Seeds the cold-start draw from what the batch is computed from, not from when it is
-    # computed, so that an interrupted session proposes what an uninterrupted one would.
-    return int(np.random.SeedSequence([seed, n_train, n_excluded]).generate_state(1)[0])
+def _round_seed(seed, train_pos, train_y, candidates):
+    """The seed of one round's draws, from the session seed and what the round is computed
+    from (the labelled rows, their labels and the candidates), never from when it is computed.
+
+    So every round draws afresh (one seed for all rounds replayed the same stream: the same
+    tie-breaks, and random picks next to the last round's), while an interrupted session, or
+    a batch computed ahead, proposes exactly what an uninterrupted one would.
+    """
+    digest = hashlib.sha256()
+    for rows in (train_pos, candidates):
+        digest.update(np.ascontiguousarray(rows, dtype=np.int64).tobytes())
+        digest.update(b"\x00")
+    digest.update("\x00".join(encode_label(y) for y in train_y).encode())
+    words = np.frombuffer(digest.digest()[:16], dtype=np.uint32)
+    return int(np.random.SeedSequence([seed, *words.tolist()]).generate_state(1)[0])
+
+
+def _seed_round(estimator, round_seed):
+    """Seed every ``random_state`` parameter of a fresh clone for one round.
+
+    One left at None gets the round's seed; an int the user chose is mixed with it, so it
+    still decides the draws but a fresh clone does not replay that int's stream every round.
+    """
+    params = {}
+    for key, value in estimator.get_params(deep=True).items():
+        if not (key == "random_state" or key.endswith("__random_state")):
+            continue
+        if value is None:
+            params[key] = round_seed
+        elif isinstance(value, numbers.Integral) and not isinstance(value, bool | np.bool_):
+            sequence = np.random.SeedSequence([int(value), round_seed])
+            params[key] = int(sequence.generate_state(1)[0])
+    return estimator.set_params(**params) if params else estimator
 
 
 def _propose(learner, X_pool, ids, train_pos, train_y, candidates, batch_size, seed):
@@ -77,11 +108,12 @@ def _propose(learner, X_pool, ids, train_pos, train_y, candidates, batch_size, s
     k = min(batch_size, candidates.size)
     if k == 0:
         return [], [], "none"
+    round_seed = _round_seed(seed, train_pos, train_y, candidates)
     if np.unique(np.asarray(train_y, dtype=object).astype(str)).size < 2:
-        rng = np.random.RandomState(_ahead_seed(seed, len(train_y), candidates.size))
+        rng = np.random.RandomState(round_seed)
         picked = rng.choice(candidates.size, size=k, replace=False)
         return [ids[p] for p in candidates[picked]], [None] * k, "random"
-    model = seed_estimator(clone(learner), seed, overwrite=False)
+    model = _seed_round(clone(learner), round_seed)
     model.fit(take_rows(X_pool, train_pos), np.asarray(train_y))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)
@@ -106,8 +138,10 @@ class LabelingSession:
     learner : estimator
         An unfitted :class:`~skal.ActiveLearner` (or ``CommitteeLearner``), or a plain
         classifier, which is wrapped in ``ActiveLearner``. It is cloned and refitted on the
-        labelled rows each round; ``random_state`` parameters left at ``None`` are seeded
-        from the session's seed so that a resumed session proposes the same rows.
+        labelled rows each round. Each round's ``random_state`` parameters are seeded from
+        the session's seed and what the round is computed from (the labelled rows, their
+        labels and the candidates; an int you set is mixed in), so rounds draw afresh and a
+        resumed session proposes exactly the rows an uninterrupted one would.
     X_pool : array-like, sparse matrix or DataFrame of shape (n_samples, n_features)
         All rows that may be labelled.
     journal : str or path-like
