@@ -140,3 +140,33 @@ def test_stream_learner_delegates_and_scores():
     assert learner.predict(X[:3]).shape == (3,)
     mask = learner.query(X[20:40])
     assert mask.dtype == bool and learner.budget_manager_.n_seen_ == 20
+
+
+def test_stream_learner_tags_are_its_estimators_and_true():
+    import scipy.sparse as sp
+    from sklearn.ensemble import HistGradientBoostingClassifier
+    from sklearn.utils import get_tags
+
+    X, y = make_classification(60, n_features=5, random_state=0)
+    dense = StreamLearner(random_state=0)
+    assert get_tags(dense).input_tags.sparse and not get_tags(dense).input_tags.allow_nan
+    # Sparse rows work all the way: fit, score, query, teach, predict, as dense rows do.
+    sparse = StreamLearner(random_state=0).fit(sp.csr_matrix(X[:20]), y[:20])
+    dense.fit(X[:20], y[:20])
+    assert get_tags(sparse).input_tags.sparse
+    np.testing.assert_allclose(sparse.score_samples(sp.csr_matrix(X[20:])),
+                               dense.score_samples(X[20:]), atol=1e-6)
+    np.testing.assert_array_equal(sparse.query(sp.csr_matrix(X[20:40])), dense.query(X[20:40]))
+    sparse.teach(sp.csr_matrix(X[20:25]), y[20:25])
+    assert sparse.n_labels_ == 25
+    assert sparse.predict(sp.csr_matrix(X[40:])).shape == (20,)
+    with pytest.raises(ValueError, match="NaN"):
+        StreamLearner().fit(np.where(X == X[0, 0], np.nan, X)[:20], y[:20])
+    # An estimator that takes NaN but not sparse input: the tags follow it, as does fit.
+    hgb = StreamLearner(HistGradientBoostingClassifier(max_iter=3), random_state=0)
+    assert get_tags(hgb).input_tags.allow_nan and not get_tags(hgb).input_tags.sparse
+    X_nan = np.where(X == X[0, 0], np.nan, X)
+    assert get_tags(hgb.fit(X_nan[:20], y[:20])).input_tags.allow_nan
+    assert hgb.query(X_nan[20:30]).shape == (10,)
+    with pytest.raises(TypeError, match="[Ss]parse"):
+        clone(hgb).fit(sp.csr_matrix(X[:20]), y[:20])

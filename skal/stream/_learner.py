@@ -1,8 +1,10 @@
 """StreamLearner: stream-based selective sampling, one sample (or a small batch) at a time."""
 
+import copy
+
 import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin, MetaEstimatorMixin, clone
-from sklearn.utils import check_random_state
+from sklearn.utils import check_random_state, get_tags
 from sklearn.utils.metaestimators import available_if
 from sklearn.utils.validation import check_is_fitted
 
@@ -78,6 +80,16 @@ class StreamLearner(ClassifierMixin, MetaEstimatorMixin, BaseEstimator):
             self.estimator, update=self.update, missing_label=self.missing_label,
             random_state=seed,
         )
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        # Every row goes to the learner (and through it to the estimator), so the stream
+        # takes the input the learner takes: sparse matrices, NaN, ... as the estimator does.
+        learner = getattr(self, "learner_", None)
+        if learner is None:
+            learner = self._make_learner()
+        tags.input_tags = copy.deepcopy(get_tags(learner).input_tags)
+        return tags
 
     def fit(self, X, y):
         """Fit on the initial labelled rows and start a new stream.
