@@ -1,6 +1,8 @@
 """scikit-learn's own estimator checks on every public learner, and the parameter checks on
 every strategy."""
 
+import importlib.util
+
 import numpy as np
 import pytest
 from sklearn.ensemble import RandomForestClassifier
@@ -12,11 +14,15 @@ from sklearn.utils.estimator_checks import (
     check_get_params_invariance,
     check_no_attributes_set_in_init,
     check_parameters_default_constructible,
+    estimator_checks_generator,
     parametrize_with_checks,
 )
 
 from skal import ActiveLearner, CommitteeLearner
 from skal import strategies as skal_strategies
+from skal.stream import StreamLearner
+
+HAS_TORCH = importlib.util.find_spec("torch") and importlib.util.find_spec("skorch")
 
 LEARNERS = [
     ActiveLearner(),
@@ -38,7 +44,33 @@ LEARNERS = [
         budget=40,
         random_state=0,
     ),
+    StreamLearner(random_state=0),
 ]
+
+if HAS_TORCH:
+    from skal.nets import NetClassifier
+
+    # A network inside a learner: it offers transform (the embeddings), so it is also checked
+    # as a transformer. Small and seeded, so the checks are deterministic and take seconds.
+    NET_LEARNER = ActiveLearner(
+        NetClassifier(module__hidden_units=(16,), max_epochs=10, lr=0.02, batch_size=32,
+                      n_samples=4, random_state=0),
+        random_state=0,
+    )
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_torch_thread():
+    # Tiny networks run several times faster on one thread than on two contended cores.
+    if not HAS_TORCH:
+        yield
+        return
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
 
 
 def expected_failures(estimator):
@@ -58,6 +90,18 @@ def expected_failures(estimator):
 @parametrize_with_checks(LEARNERS, expected_failed_checks=expected_failures)
 def test_sklearn_compatible_learner(estimator, check):
     check(estimator)
+
+
+# Until BaseActiveLearner sets transformer tags when its model transforms, sklearn cannot even
+# generate the checks for NET_LEARNER (RuntimeError), so it cannot join LEARNERS. Once it can,
+# this fails as XPASS: move NET_LEARNER into LEARNERS and delete this test.
+@pytest.mark.skipif(not HAS_TORCH, reason="needs torch and skorch")
+@pytest.mark.xfail(
+    raises=RuntimeError, strict=True,
+    reason="needs transformer tags in BaseActiveLearner (pending)",
+)
+def test_sklearn_can_check_net_learner():
+    list(estimator_checks_generator(NET_LEARNER, mark="skip"))
 
 
 STRATEGIES = [getattr(skal_strategies, name) for name in skal_strategies.__all__
