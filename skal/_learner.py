@@ -25,6 +25,7 @@ from skal._validation import (
     check_label_vector,
     check_same_length,
     concat_rows,
+    label_kinds,
 )
 from skal.strategies._base import check_query_strategy, select_with_scores, take_rows
 from skal.strategies._uncertainty import DecisionMargin, MarginSampling, RandomSampling
@@ -157,10 +158,12 @@ class BaseActiveLearner(ClassifierMixin, MetaEstimatorMixin, BaseEstimator, meta
                 f"0 feature(s) (shape={tuple(shape)}) while a minimum of 1 is required."
             )
         validate_data(self, X, skip_check_array=True, reset=True)
+        self._n_dims_in = getattr(X, "ndim", None)
         if not self.__sklearn_tags__().input_tags.allow_nan:
             check_finite_numeric(X)
         check_same_length(X, y)
         y, missing = check_label_vector(y, self.missing_label)
+        missing = self._check_missing_label_use(y, missing)
         labeled = np.flatnonzero(~missing)
         if labeled.size == 0:
             raise ValueError(
@@ -242,6 +245,13 @@ class BaseActiveLearner(ClassifierMixin, MetaEstimatorMixin, BaseEstimator, meta
                 f"{self.missing_label!r}); teach only labelled rows."
             )
         check_classification_targets(y_new)
+        new_kinds, fitted_kinds = label_kinds(y_new), label_kinds(self.classes_)
+        if new_kinds != fitted_kinds:
+            raise TypeError(
+                f"y_new holds {' and '.join(sorted(new_kinds))} labels but the learner's "
+                f"classes_ {self.classes_.tolist()} are {' and '.join(sorted(fitted_kinds))}s; "
+                "teach labels of the same type as the ones the learner was fitted with."
+            )
         unseen = np.setdiff1d(np.unique(y_new), self.classes_)
         if unseen.size and self.update != "refit":
             # A refit learns a new class; an incremental update cannot add output units.
@@ -305,6 +315,11 @@ class BaseActiveLearner(ClassifierMixin, MetaEstimatorMixin, BaseEstimator, meta
         with np.errstate(divide="ignore"):
             return np.log(self.predict_proba(X))
 
+    def __sklearn_is_fitted__(self):
+        # Fitted once a model exists: at the cold start of a simulated run only the run's
+        # bookkeeping is set, and strategies must see an unfitted learner.
+        return hasattr(self, "classes_")
+
     @property
     def n_labels_(self):
         """Number of labelled rows the current model was trained on."""
@@ -362,6 +377,13 @@ class BaseActiveLearner(ClassifierMixin, MetaEstimatorMixin, BaseEstimator, meta
             )
         if _num_samples(X) == 0:
             raise ValueError(f"{name} is empty (0 rows).")
+        ndim, fitted_ndim = getattr(X, "ndim", None), getattr(self, "_n_dims_in", None)
+        if ndim is not None and fitted_ndim is not None and ndim != fitted_ndim:
+            raise ValueError(
+                f"{name} has {ndim} dimensions (shape {tuple(X.shape)}) but the learner was "
+                f"fitted on {fitted_ndim}-dimensional X; give {name} the same layout as X at "
+                "fit (e.g. X.reshape(len(X), -1) for flat features)."
+            )
         validate_data(self, X, skip_check_array=True, reset=False)
         return X
 
@@ -370,8 +392,43 @@ class BaseActiveLearner(ClassifierMixin, MetaEstimatorMixin, BaseEstimator, meta
             raise ValueError(
                 f"{where} contains only one class ({y[0]!r}); a classifier needs at least two. "
                 f"Label more rows (rows equal to missing_label={self.missing_label!r} count as "
-                "unlabelled)."
+                f"unlabelled; if {self.missing_label!r} is a class, as in -1/+1 labels, pass "
+                "missing_label=None or another value no class uses)."
             )
+
+    def _check_missing_label_use(self, y, missing):
+        """Catch ``missing_label`` values that are really a class; return the final mask.
+
+        In a simulated run ``y`` is the oracle: with ``y`` in {-1, 1} (the LIBSVM convention)
+        and ``missing_label=-1`` it would hold one class, which no run can learn from, so -1
+        must be a class. Interactively, one labelled class is a normal cold start, and the
+        single-class error names the way out instead. Rows a simulated oracle cannot reveal
+        are worth a warning too.
+        """
+        if not missing.any() or self.budget is None:
+            return missing
+        way_out = (
+            "Pass missing_label=None when every row is labelled, or another value that no "
+            "class uses to mark the unlabelled rows."
+        )
+        classes = np.unique(y[~missing])
+        if classes.size == 1:
+            warnings.warn(
+                f"y holds only the class {classes[0]!r} besides missing_label="
+                f"{self.missing_label!r}, so {self.missing_label!r} is taken as a class "
+                f"(as in the -1/+1 labels of LIBSVM data). {way_out}",
+                UserWarning,
+                stacklevel=3,
+            )
+            return np.zeros_like(missing)
+        warnings.warn(
+            f"{int(missing.sum())} rows of y equal missing_label={self.missing_label!r}: "
+            "the simulated run treats them as rows the oracle cannot label and never "
+            f"queries them. If {self.missing_label!r} is a class, say so: {way_out}",
+            UserWarning,
+            stacklevel=3,
+        )
+        return missing
 
     def _check_initial_rows(self, initial_rows, missing):
         """Positions of the given initial set, or None; labelled, unique and inside ``X``."""

@@ -72,7 +72,39 @@ def check_label_vector(y, missing_label, name="y"):
             f"{name} contains NaN but missing_label={missing_label!r}; set missing_label=np.nan "
             "to mark unlabelled rows with NaN."
         )
+    kinds = label_kinds(labeled)
+    if len(kinds) > 1:
+        raise TypeError(
+            f"{name} mixes numbers and strings as labels (e.g. "
+            f"{_first_of_each_kind(labeled)}); use one type for every label, e.g. all "
+            "strings."
+        )
     return y, missing
+
+
+def label_kinds(labels):
+    """The kinds of values in ``labels``: a subset of ``{"number", "string"}``."""
+    labels = np.asarray(labels)
+    if labels.dtype.kind in "biuf":
+        return {"number"} if labels.size else set()
+    if labels.dtype.kind in "US":
+        return {"string"} if labels.size else set()
+    return {_kind(v) for v in labels}
+
+
+def _kind(value):
+    if isinstance(value, str | bytes | np.str_):
+        return "string"
+    if isinstance(value, numbers.Number):
+        return "number"
+    return type(value).__name__
+
+
+def _first_of_each_kind(labels):
+    seen = {}
+    for value in labels:
+        seen.setdefault(_kind(value), value)
+    return ", ".join(repr(v) for v in seen.values())
 
 
 def as_row_container(X):

@@ -194,14 +194,17 @@ def test_uncertainty_beats_random_on_digits():
 def test_rows_without_oracle_labels_are_never_acquired(iris):
     X, y = iris
     y_partial, rows = _partly_labelled(y, 60)
-    learner = ActiveLearner(budget=50, random_state=0).fit(X, y_partial)
+    with pytest.warns(UserWarning, match="90 rows of y equal missing_label=-1"):
+        learner = ActiveLearner(budget=50, random_state=0).fit(X, y_partial)
     assert set(learner.labeled_indices_) <= set(rows)
 
 
 def test_budget_above_available_labels_warns_and_uses_them_all(iris):
     X, y = iris
     y_partial, rows = _partly_labelled(y, 25)
-    with pytest.warns(UserWarning, match="exceeds the 25 rows"):
+    with pytest.warns(UserWarning, match="exceeds the 25 rows"), pytest.warns(
+        UserWarning, match="missing_label=-1"
+    ):
         learner = ActiveLearner(budget=100, random_state=0).fit(X, y_partial)
     assert sorted(learner.labeled_indices_) == sorted(rows)
 

@@ -169,7 +169,8 @@ def test_initial_rows_need_budget_mode_and_labelled_rows(sorted_pool):
     y_missing = y.copy()
     y_missing[3] = -1
     with pytest.raises(ValueError, match="must be labelled"):
-        ActiveLearner(budget=30).fit(X, y_missing, initial_rows=[3, 1500])
+        with pytest.warns(UserWarning, match="missing_label"):
+            ActiveLearner(budget=30).fit(X, y_missing, initial_rows=[3, 1500])
     with pytest.raises(ValueError, match="budget=3 is smaller than the 4 initial_rows"):
         ActiveLearner(budget=3).fit(X, y, initial_rows=[0, 1, 1500, 1501])
 

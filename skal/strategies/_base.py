@@ -23,8 +23,9 @@ import numpy as np
 from joblib import Parallel, delayed
 from sklearn import get_config
 from sklearn.base import BaseEstimator
+from sklearn.exceptions import NotFittedError
 from sklearn.utils import check_random_state
-from sklearn.utils.validation import _num_samples
+from sklearn.utils.validation import _num_samples, check_is_fitted
 
 # Upper bound on rows per scoring chunk: large enough for BLAS to run at full speed, small
 # enough that chunk temporaries stay a few percent of a million-row pool.
@@ -65,7 +66,56 @@ def require(learner, method, strategy_name):
             f"{strategy_name} needs {method}() from the learner, but "
             f"{_describe(learner)} has none. It needs {hint}."
         )
-    return func
+    if not _is_fitted(learner):
+        raise NotFittedError(
+            f"{strategy_name} needs {method}() of a fitted model, but {_describe(learner)} "
+            "is not fitted yet. A strategy used as initial_strategy runs before any model "
+            "exists (cold start): use one that works unfitted (RandomSampling, TypiClust, "
+            "ProbCover, CoreSet), or fit the learner on some labels first."
+        )
+
+    def checked(*args, **kwargs):
+        # One check for every strategy: NaN or infinite predictions cannot be ranked, and
+        # silently scoring them 0 (or crashing later) would hide a broken model.
+        output = func(*args, **kwargs)
+        n_bad = _count_non_finite_rows(output)
+        if n_bad:
+            raise ValueError(
+                f"{method}() of {_describe(learner)} returned NaN or infinite values for "
+                f"{n_bad} pool row(s), so {strategy_name} cannot rank them. Check the model "
+                "(did training diverge?) and the pool for NaN or extreme values."
+            )
+        return output
+
+    return checked
+
+
+def _is_fitted(learner):
+    if not hasattr(learner, "fit"):
+        return True  # not an estimator: a stand-in the caller vouches for
+    try:
+        check_is_fitted(learner)
+    except NotFittedError:
+        return False
+    return True
+
+
+def _count_non_finite_rows(values):
+    """Rows (along the last-but-one axis) of ``values`` holding NaN or infinity."""
+    if type(values).__module__.split(".")[0] == "torch":
+        bad = ~values.isfinite()
+        return int(bad.reshape(-1, bad.shape[-1]).any(dim=-1).sum()) if bad.ndim else int(bad)
+    values = np.asarray(values)
+    if values.dtype.kind not in "fc":
+        return 0
+    bad = ~np.isfinite(values)
+    if values.ndim == 0:
+        return int(bad)
+    if values.ndim == 1:
+        return int(bad.sum())
+    # (n_pool, n_classes) or (n_samples, n_pool, n_classes): a pool row is bad if any of its
+    # values is.
+    return int(bad.any(axis=-1).reshape(-1, values.shape[-2]).any(axis=0).sum())
 
 
 def embed(learner, X):
@@ -88,9 +138,8 @@ def embed(learner, X):
         by ``transform`` is passed through, detached, so that strategies can run on its
         device.
     """
-    from sklearn.exceptions import NotFittedError
     from sklearn.pipeline import Pipeline
-    from sklearn.utils.validation import check_array, check_is_fitted
+    from sklearn.utils.validation import check_array
 
     fitted = learner is not None
     if fitted:
@@ -112,7 +161,19 @@ def embed(learner, X):
             "The embedding is a sparse matrix; distance-based strategies need dense "
             "embeddings. End the preprocessing with a dense reduction such as TruncatedSVD."
         )
-    return check_array(Z, dtype=(np.float64, np.float32), ensure_min_samples=0)
+    Z = check_array(
+        Z, dtype=(np.float64, np.float32), ensure_min_samples=0, input_name="embedding"
+    )
+    # Squared distances of values this large overflow to inf and every comparison after
+    # that is meaningless; say so here instead of failing deep inside a strategy.
+    limit = np.sqrt(np.finfo(Z.dtype).max) / (4 * max(Z.shape[-1], 1))
+    if Z.size and np.abs(Z).max() > limit:
+        raise ValueError(
+            f"The embedding holds values up to {np.abs(Z).max():.3g}; distances between rows "
+            f"this large overflow {Z.dtype} (limit about {limit:.3g}). Scale the features, "
+            "e.g. with StandardScaler in a Pipeline, before distance-based strategies."
+        )
+    return Z
 
 
 def _describe(learner):
@@ -217,6 +278,10 @@ def top_k(scores, k, random_state=None):
             "The strategy produced NaN scores; check the learner's predictions for NaN."
         )
     n = scores.shape[0]
+    if isinstance(k, bool | np.bool_) or not isinstance(k, numbers.Integral):
+        raise TypeError(f"k must be an integer, got {k!r}.")
+    if not 1 <= k <= n:
+        raise ValueError(f"k must be between 1 and len(scores)={n}, got {k}.")
     rng = check_random_state(random_state)
     threshold = np.partition(scores, n - k)[n - k]
     above = np.flatnonzero(scores > threshold)
@@ -253,6 +318,9 @@ class QueryStrategy(BaseEstimator, metaclass=ABCMeta):
     chosen by. ``__call__`` validates the request once and returns only the indices.
     """
 
+    # scikit-learn's parameter constraints, checked by ``select`` before every query.
+    _parameter_constraints = {"random_state": ["random_state"]}
+
     def __init__(self, random_state=None):
         # Strategies whose only parameter is the seed of their tie-breaks inherit this.
         self.random_state = random_state
@@ -287,6 +355,7 @@ class QueryStrategy(BaseEstimator, metaclass=ABCMeta):
             The values the indices were chosen by (for greedy batch strategies, the gain at
             the time of the pick); ``None`` when the strategy has no scores (random sampling).
         """
+        self._validate_params()
         batch_size = check_batch_size(batch_size, _num_samples(X_pool))
         indices, scores = self._select(learner, X_pool, batch_size, self._random_state())
         return np.asarray(indices, dtype=np.intp), scores
@@ -389,6 +458,14 @@ def select_with_scores(strategy, learner, X_pool, batch_size):
         raise ValueError(f"Query strategy {name} returned indices outside the pool [0, {n_pool}).")
     if np.unique(indices).size != indices.size:
         raise ValueError(f"Query strategy {name} returned duplicate indices.")
+    expected = min(batch_size, n_pool)
+    if indices.size != expected:
+        # A short answer would stall a budgeted run and a long one overspend the budget.
+        raise ValueError(
+            f"Query strategy {name} returned {indices.size} indices when {expected} were "
+            "asked; a strategy must return exactly batch_size unique indices (the whole pool "
+            "when batch_size exceeds it)."
+        )
     return indices.astype(np.intp, copy=False), scores
 
 

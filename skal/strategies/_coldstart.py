@@ -9,6 +9,7 @@ import numbers
 import numpy as np
 from sklearn.cluster import KMeans, MiniBatchKMeans
 from sklearn.neighbors import NearestNeighbors
+from sklearn.utils._param_validation import Interval, StrOptions
 
 from skal.strategies._base import QueryStrategy, chunk_slices, embed, top_k
 from skal.strategies._diversity import _as_numpy, labeled_embedding, sq_norms
@@ -157,6 +158,13 @@ class ProbCover(QueryStrategy):
     random_state : int, RandomState instance or None, default=None
         Seeds k-means, breaks ties and draws the picks once everything is covered.
     """
+
+    _parameter_constraints = {
+        **QueryStrategy._parameter_constraints,
+        "radius": [StrOptions({"auto"}), Interval(numbers.Real, 0, None, closed="left")],
+        "purity": [Interval(numbers.Real, 0, 1, closed="right")],
+        "n_clusters": [Interval(numbers.Integral, 1, None, closed="left"), None],
+    }
 
     def __init__(self, radius="auto", purity=0.95, n_clusters=None, random_state=None):
         self.radius = radius
