@@ -22,7 +22,7 @@ from skal import ActiveLearner, CommitteeLearner
 from skal import strategies as skal_strategies
 from skal.stream import StreamLearner
 
-HAS_TORCH = importlib.util.find_spec("torch") and importlib.util.find_spec("skorch")
+HAS_TORCH = all(importlib.util.find_spec(name) for name in ("torch", "skorch"))
 
 LEARNERS = [
     ActiveLearner(),
