@@ -1,16 +1,20 @@
 """``skal label`` end to end through a pseudo-terminal."""
 
+import csv
+import json
 import os
 import re
 import signal
+import subprocess
 import sys
 
 import numpy as np
 import pexpect
 import pytest
 
-from skal.labeling import Journal
-from skal.labeling._cli import text_preview
+from skal._cli import main
+from skal.labeling import Journal, LabelingSession
+from skal.labeling._cli import load_pool, text_preview
 
 TIMEOUT = 90
 
@@ -196,3 +200,100 @@ def test_bad_pools_and_options_are_one_line_errors(tmp_path, pool_csv):
         child.expect(pexpect.EOF)
         child.close()
         assert child.exitstatus == 2
+
+
+def skal_label(*args):
+    """Run ``skal label`` to the end with no terminal; return (status, stdout, stderr)."""
+    done = subprocess.run(
+        [sys.executable, "-m", "skal._cli", "label", *map(str, args)], capture_output=True,
+        text=True, stdin=subprocess.DEVNULL, timeout=TIMEOUT,
+    )
+    return done.returncode, done.stdout, done.stderr
+
+
+def answer(child, keys):
+    """Answer the samples shown with ``keys[sample_id]`` until ``keys["quit"]`` samples were
+    seen; return the ids in the order shown."""
+    seen = []
+    while True:
+        sample_id = shown(child)
+        seen.append(sample_id)
+        if len(seen) > keys["quit"]:
+            child.sendline("q")
+            child.expect(pexpect.EOF)
+            child.close()
+            assert child.exitstatus == 0
+            return seen
+        child.sendline(keys[sample_id])
+        child.expect(r"(saved|skipped) ")
+
+
+def test_export_writes_the_final_labels(tmp_path, pool_csv):
+    journal = tmp_path / "j.sqlite"
+    common = [pool_csv, "--journal", journal, "--classes", "cat,dog"]
+    child = spawn(*common, "--seed", "0", "--annotator", "ann")
+    child.expect(re.escape("Samples are picked by MarginSampling on "
+                           "LogisticRegression(max_iter=1000) (at random until two classes "
+                           "are labelled)"))
+    a = shown(child)
+    child.sendline("1")
+    b = shown(child)
+    child.sendline("1")  # cat, then undone and labelled dog
+    c = shown(child)
+    child.sendline("u")
+    child.expect(f"undone: {b}")
+    assert shown(child) == b
+    child.sendline("2")
+    assert shown(child) == c
+    child.sendline("2")
+    d = shown(child)
+    child.sendline("s")  # a skip is no label: d is not exported
+    shown(child)
+    child.sendline("q")
+    child.expect(pexpect.EOF)
+    child.close()
+    # Bob is asked for ann's labelled samples first and disagrees on b.
+    child = spawn(*common, "--resume", "--annotator", "bob", "--labels-per-sample", "2")
+    assert answer(child, {a: "1", b: "1", c: "2", "quit": 3})[:3] == [a, b, c]
+
+    status, out, err = skal_label("--journal", journal, "--export", tmp_path / "tie.csv")
+    assert status == 0, err
+    assert "Wrote the labels of 3 samples" in out
+    with open(tmp_path / "tie.csv", newline="") as handle:
+        rows = list(csv.reader(handle))
+    X, ids, _ = load_pool(str(pool_csv))
+    with LabelingSession(None, X, journal, classes=["cat", "dog"], sample_ids=ids) as session:
+        trained_on = session.labels()  # b: a tie of two, broken by the session's seed
+        n_rounds = len(session.history_)
+    assert rows == [["sample_id", "label", "n_annotators"], [a, "cat", "2"],
+                    [b, trained_on[b], "2"], [c, "dog", "2"]]
+
+    # Carol skips a and sides with ann on b: two votes to one.
+    child = spawn(*common, "--resume", "--annotator", "carol", "--labels-per-sample", "3")
+    assert answer(child, {a: "s", b: "2", "quit": 2}) == [a, b, c]
+    status, out, err = skal_label(*common, "--export", tmp_path / "labels.json")
+    assert status == 0, err
+    with open(tmp_path / "labels.json") as handle:
+        assert json.load(handle) == [
+            {"sample_id": a, "label": "cat", "n_annotators": 2},
+            {"sample_id": b, "label": "dog", "n_annotators": 3},
+            {"sample_id": c, "label": "dog", "n_annotators": 2},
+        ]
+    assert d not in {row[0] for row in rows}
+    with LabelingSession(None, X, journal, classes=["cat", "dog"], sample_ids=ids) as session:
+        assert len(session.history_) == n_rounds + 1  # carol's round; exporting adds none
+
+
+def test_export_errors_are_one_line(tmp_path, pool_csv, capsys):
+    journal = tmp_path / "j.sqlite"
+    cases = [
+        (["--journal", journal, "--export", tmp_path / "out.csv"], "no journal"),
+        (["--journal", journal, "--export", tmp_path / "out.txt"], "*.csv or *.json"),
+        ([pool_csv, "--journal", journal, "--export", tmp_path / "o.csv"], "or neither"),
+        (["--journal", journal], "give the pool and --classes"),
+    ]
+    for args, message in cases:
+        assert main(["label", *map(str, args)]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith("skal label: error: ") and message in err, err
+    assert not os.path.exists(journal)  # an export never creates a journal

@@ -1,6 +1,8 @@
 """Labelling sessions: durability under SIGKILL, concurrent writers, bad input, resume, and
 aggregation of several annotators."""
 
+import csv
+import json
 import os
 import random
 import signal
@@ -16,6 +18,7 @@ from sklearn.datasets import make_classification
 from sklearn.linear_model import LogisticRegression
 
 from skal import ActiveLearner
+from skal._cli import main
 from skal.labeling import (
     AlreadyAnsweredError,
     DawidSkene,
@@ -504,7 +507,7 @@ _ROUND_WRITER = textwrap.dedent(
     """
     from skal.labeling import Journal
     with Journal({path!r}) as journal:
-        for i in range(400):
+        for i in range(200):
             journal.add_round("w", "random", 0, 0, [f"s{{i}}-{{k}}" for k in range(3)],
                               [None] * 3)
     """
@@ -754,3 +757,41 @@ def test_random_strategies_resume_as_if_uninterrupted(tmp_path, strategy, query_
             label_rounds(session, n_rounds)
     with sorted_pool_session(path, strategy, query_ahead=query_ahead) as session:
         assert [r["sample_ids"] for r in session.history_] == straight
+
+
+# ---------------------------------------------------------------------- export
+def test_export_writes_what_the_session_trains_on(tmp_path):
+    path = tmp_path / "j.sqlite"
+    with open_session(path, annotator="alice", labels_per_sample=3) as alice, \
+            open_session(path, annotator="bob", labels_per_sample=3) as bob, \
+            open_session(path, annotator="carol", labels_per_sample=3) as carol:
+        first, second, third, fourth, *_ = [q.sample_id for q in alice.next_batch()]
+        alice.label(first, 0)
+        alice.label(second, 0)
+        assert alice.undo() == second
+        alice.label(second, 1)  # the undone 0 is not counted
+        alice.label(third, 2)
+        alice.skip(fourth)  # a skip is no label
+        bob.label(first, 1)  # first: alice 0, bob 1, carol 1 -> 1
+        bob.label(second, 1)
+        carol.label(first, 1)
+        alice.export(tmp_path / "labels.csv")
+        alice.export(tmp_path / "labels.json")
+        model = alice.learner_  # what the session trains on
+        with pytest.raises(ValueError, match=r"\*\.csv or \*\.json"):
+            alice.export(tmp_path / "labels.xlsx")
+    expected = [(first, 1, 3), (second, 1, 2), (third, 2, 1)]
+    rows = [IDS.index(s) for s, _, _ in expected]
+    np.testing.assert_array_equal(model.X_labeled_, X[rows])
+    assert model.y_labeled_.tolist() == [label for _, label, _ in expected]
+    with open(tmp_path / "labels.json") as handle:
+        assert json.load(handle) == [
+            {"sample_id": s, "label": label, "n_annotators": n} for s, label, n in expected]
+    with open(tmp_path / "labels.csv", newline="") as handle:
+        assert list(csv.reader(handle)) == [["sample_id", "label", "n_annotators"]] + [
+            [s, str(label), str(n)] for s, label, n in expected]
+    # skal label --export reads the journal alone (no pool) and writes the same file.
+    assert main(["label", "--journal", str(path), "--export",
+                 str(tmp_path / "cli.json")]) == 0
+    with open(tmp_path / "cli.json") as a, open(tmp_path / "labels.json") as b:
+        assert a.read() == b.read()

@@ -1,5 +1,6 @@
 """``skal label``: label a CSV or ``.npy`` pool in the terminal, one key per class, with every
-answer journalled before it is acknowledged, so ``--resume`` continues after any crash."""
+answer journalled before it is acknowledged, so ``--resume`` continues after any crash;
+``--export FILE`` writes the final labels out instead."""
 
 import csv
 import os
@@ -8,6 +9,7 @@ import sys
 import numpy as np
 
 from skal.labeling._journal import JournalError
+from skal.labeling._labels import check_export_path, export_journal
 from skal.labeling._session import LabelingSession
 
 _RESERVED = {"s": "skip", "u": "undo", "q": "quit", "?": "help"}
@@ -16,10 +18,13 @@ _DEFAULT_KEYS = "123456789abcdefghijklmnoprtvwxyz"
 
 
 def add_arguments(parser):
-    parser.add_argument("pool", help="the pool: a CSV file with a header, or a .npy array")
+    parser.add_argument(
+        "pool", nargs="?",
+        help="the pool: a CSV file with a header, or a .npy array (optional with --export)",
+    )
     parser.add_argument("--journal", required=True, help="the SQLite journal file")
     parser.add_argument(
-        "--classes", required=True, help="comma-separated class names, e.g. cat,dog"
+        "--classes", help="comma-separated class names, e.g. cat,dog (optional with --export)"
     )
     parser.add_argument(
         "--keys", default=None,
@@ -40,6 +45,20 @@ def add_arguments(parser):
     parser.add_argument(
         "--query-ahead", action="store_true",
         help="propose the next batch in the background while you label",
+    )
+    parser.add_argument(
+        "--labels-per-sample", type=int, default=1, metavar="K",
+        help="with several annotators: first offer samples labelled by fewer than K of them",
+    )
+    parser.add_argument(
+        "--aggregate", choices=("majority", "dawid_skene"), default="majority",
+        help="how several annotators' labels of a sample become one (default majority)",
+    )
+    parser.add_argument(
+        "--export", metavar="FILE",
+        help="write the final labels (after undo and aggregation) to FILE, .csv or .json, "
+        "with columns sample_id, label, n_annotators, and exit without labelling; the pool "
+        "and --classes are then optional (given, they are checked against the journal)",
     )
     parser.add_argument(
         "--line-mode", action="store_true",
@@ -129,8 +148,44 @@ def _key_map(classes, keys):
     return dict(zip(keys, classes, strict=True))
 
 
+def _export(args):
+    """``--export FILE``: write the journal's final labels; label nothing."""
+    if args.pool is None and args.classes is None:
+        n_rows = export_journal(args.journal, args.export, aggregate=args.aggregate)
+    else:
+        if args.pool is None or args.classes is None:
+            raise ValueError(
+                "--export: give both the pool and --classes (to check them against the "
+                "journal), or neither."
+            )
+        check_export_path(args.export)
+        if not (os.path.exists(args.journal) and os.path.getsize(args.journal) > 0):
+            raise FileNotFoundError(f"There is no journal at {args.journal!r} to export.")
+        X, ids, _ = load_pool(args.pool, args.id_column)
+        with LabelingSession(
+            None, X, args.journal, classes=_classes(args.classes), sample_ids=ids,
+            aggregate=args.aggregate,
+        ) as session:
+            session.export(args.export)
+            n_rows = session.n_labels_
+    print(f"Wrote the labels of {n_rows} samples to {args.export}")
+    return 0
+
+
+def _classes(text):
+    return [c.strip() for c in text.split(",") if c.strip()]
+
+
 def run(args):
-    classes = [c.strip() for c in args.classes.split(",") if c.strip()]
+    try:
+        if args.export is not None:
+            return _export(args)
+    except JournalError as exc:
+        print(f"skal label: error: {exc}", file=sys.stderr)
+        return 2
+    if args.pool is None or args.classes is None:
+        raise ValueError("give the pool and --classes to label (or --export FILE to export).")
+    classes = _classes(args.classes)
     keymap = _key_map(classes, args.keys)
     exists = os.path.exists(args.journal) and os.path.getsize(args.journal) > 0
     if exists and not args.resume:
@@ -145,6 +200,7 @@ def run(args):
         session = LabelingSession(
             None, X, args.journal, classes=classes, sample_ids=ids, annotator=args.annotator,
             batch_size=args.batch_size, query_ahead=args.query_ahead, random_state=args.seed,
+            aggregate=args.aggregate, labels_per_sample=args.labels_per_sample,
         )
     except JournalError as exc:
         print(f"skal label: error: {exc}", file=sys.stderr)
@@ -154,6 +210,8 @@ def run(args):
     read_key = key_reader(sys.stdin, line_mode=args.line_mode)
     with session:
         print(f"{len(ids)} samples, {session.n_labels_} labelled; journal {args.journal}")
+        print(f"Samples are picked by {session.picked_by} (at random until two classes are "
+              "labelled)")
         print(help_line)
         redo = []
         try:

@@ -13,8 +13,7 @@ import numpy as np
 from sklearn.base import clone
 from sklearn.utils.validation import _num_samples
 
-from skal._learner import seed_estimator
-from skal.labeling._aggregate import DawidSkene, majority_vote
+from skal._learner import default_estimator, seed_estimator
 from skal.labeling._journal import (
     SCHEMA_VERSION,
     Journal,
@@ -22,6 +21,13 @@ from skal.labeling._journal import (
     PoolMismatchError,
     encode_label,
     pool_fingerprint,
+)
+from skal.labeling._labels import (
+    AGGREGATIONS,
+    check_labels,
+    final_labels,
+    labels_by_sample,
+    write_labels,
 )
 from skal.labeling._validation import (
     check_annotator,
@@ -45,7 +51,6 @@ labelled set holds fewer than two classes, ``"disagreement"`` or ``"redundancy"`
 asked again); ``score`` is the value it was chosen by (``None`` without one).
 """
 
-_AGGREGATIONS = ("majority", "dawid_skene")
 _META_KEYS = {"schema_version", "fingerprint", "n_samples", "classes", "seed"}
 
 
@@ -231,9 +236,9 @@ class LabelingSession:
             raise ValueError("The pool is empty (0 rows): there is nothing to label.")
         sample_ids = check_sample_ids(sample_ids, n)
         classes = check_classes(classes)
-        if aggregate not in _AGGREGATIONS:
+        if aggregate not in AGGREGATIONS:
             raise ValueError(
-                f"aggregate must be one of {_AGGREGATIONS}, got {aggregate!r}; 'majority' is "
+                f"aggregate must be one of {AGGREGATIONS}, got {aggregate!r}; 'majority' is "
                 "the default."
             )
         learner = check_learner(learner)
@@ -331,15 +336,7 @@ class LabelingSession:
                     f"Journal {self.journal.path!r} holds sample id {record['sample_id']!r}, "
                     "which is not in this pool."
                 )
-            if not record["skipped"] and _encoded(record["label"]) not in self._class_by_text:
-                # Only label() writes answers, and it refuses other labels: the file was edited.
-                raise JournalError(
-                    f"The journal {self.journal.path!r} is damaged: answer {record['id']} "
-                    f"(sample {record['sample_id']!r}) holds the label {record['label']!r}, "
-                    f"which is not one of the classes {self.classes_}. To go on: restore the "
-                    "journal from a backup, or correct that answer's label with the sqlite3 "
-                    "shell."
-                )
+        check_labels(self._answers, self.classes_, self.journal.path)
 
     def _sync(self):
         if self.journal.data_version() != self._version:
@@ -347,46 +344,21 @@ class LabelingSession:
 
     def _labels_by_sample(self, through=None):
         """sample id -> list of (annotator, label) of live labels, in answer order."""
-        out = {}
-        for record in self._answers:
-            if through is not None and record["id"] > through:
-                break
-            if not record["skipped"]:
-                out.setdefault(record["sample_id"], []).append(
-                    (record["annotator"], record["label"])
-                )
-        return out
+        return labels_by_sample(self._answers, through)
 
     def _answered(self, through=None):
         return {
             r["sample_id"] for r in self._answers if through is None or r["id"] <= through
         }
 
+    def _final_labels(self, through=None):
+        return final_labels(self._answers, self.classes_, self.aggregate, self.seed_, through)
+
     def _training_set(self, through=None):
         """Positions and aggregated labels of the labelled samples, in first-label order."""
-        by_sample = self._labels_by_sample(through)
-        if not by_sample:
-            return np.zeros(0, dtype=np.intp), []
-        sids = list(by_sample)
-        annotators = sorted({a for labels in by_sample.values() for a, _ in labels})
-        if len(annotators) == 1:
-            labels = [by_sample[s][-1][1] for s in sids]
-        else:
-            column = {a: j for j, a in enumerate(annotators)}
-            matrix = np.full((len(sids), len(annotators)), -1, dtype=np.intp)
-            for i, s in enumerate(sids):
-                for a, label in by_sample[s]:
-                    matrix[i, column[a]] = self._class_index(label)
-            codes = np.arange(len(self.classes_))
-            if self.aggregate == "dawid_skene":
-                agg = DawidSkene().fit(matrix, classes=codes).labels_
-            else:
-                agg = majority_vote(matrix, classes=codes, random_state=self.seed_)
-            labels = [self.classes_[int(c)] for c in agg]
-        return np.array([self._position[s] for s in sids], dtype=np.intp), labels
-
-    def _class_index(self, label):
-        return list(self._class_by_text).index(encode_label(label))
+        rows = self._final_labels(through)
+        positions = np.array([self._position[sid] for sid, _, _ in rows], dtype=np.intp)
+        return positions, [label for _, label, _ in rows]
 
     # ------------------------------------------------------------------ public state
     @property
@@ -404,8 +376,27 @@ class LabelingSession:
             sample id -> label, in the order samples were first labelled.
         """
         self._sync()
-        positions, labels = self._training_set()
-        return {self.sample_ids[p]: label for p, label in zip(positions, labels, strict=True)}
+        return {sid: label for sid, label, _ in self._final_labels()}
+
+    def export(self, path):
+        """Write the final labels to a CSV or JSON file (the format from its extension).
+
+        One row (CSV) or object (JSON) per labelled sample, in the order samples were first
+        labelled: ``sample_id``, ``label`` (after undo and aggregation, the label the session
+        trains on, as :meth:`labels` gives it) and ``n_annotators`` (how many annotators
+        labelled it; skips do not count). ``skal label --export FILE`` writes the same file.
+
+        Parameters
+        ----------
+        path : str or path-like
+            Ends in ``.csv`` or ``.json``; replaced whole if it exists.
+
+        Returns
+        -------
+        path : str
+        """
+        self._sync()
+        return write_labels(path, self._final_labels())
 
     def annotations(self):
         """Every live answer as a list of dicts (``id``, ``sample_id``, ``label``,
@@ -420,6 +411,22 @@ class LabelingSession:
         ``issued_after`` (the last answer id when it was handed out), ``sample_ids`` and
         ``scores``."""
         return [dict(r) for r in self._rounds]
+
+    @property
+    def picked_by(self):
+        """Which strategy and model pick the samples, e.g.
+        ``"MarginSampling on LogisticRegression(max_iter=1000)"`` (at random while the
+        labelled set holds fewer than two classes)."""
+        learner = self.learner
+        strategy = getattr(learner, "query_strategy", None)
+        if strategy is None and hasattr(learner, "_default_strategy"):
+            strategy = learner._default_strategy()
+        strategy = getattr(strategy, "__name__", type(strategy).__name__)
+        estimator = getattr(learner, "estimator", None)
+        estimator = default_estimator() if estimator is None else estimator
+        if type(learner).__name__ != "ActiveLearner":
+            return f"{strategy} on a {type(learner).__name__} of {estimator!r}"
+        return f"{strategy} on {estimator!r}"
 
     @property
     def learner_(self):
