@@ -14,7 +14,7 @@ import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin, MetaEstimatorMixin, clone
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline
-from sklearn.utils import check_random_state, get_tags
+from sklearn.utils import TransformerTags, check_random_state, get_tags
 from sklearn.utils.metaestimators import available_if
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import _num_samples, check_is_fitted, validate_data
@@ -587,17 +587,38 @@ class BaseActiveLearner(ClassifierMixin, MetaEstimatorMixin, BaseEstimator, meta
             )
         return np.concatenate([acquired, extra])
 
+    def _strategies_in_use(self):
+        """The strategy objects that see the rows: the query strategy and, in a simulated
+        run, the initial strategy (plain functions have no tags)."""
+        used = [self.query_strategy]
+        if self.budget is not None:
+            used.append(self.initial_strategy)
+        return [s for s in used if isinstance(s, BaseEstimator)]
+
     def _inner_tags(self):
         return [get_tags(model) for model in self._models_for_delegation()]
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
         inner = self._inner_tags()
-        tags.input_tags.sparse = all(t.input_tags.sparse for t in inner)
+        tags.input_tags.sparse = all(t.input_tags.sparse for t in inner) and all(
+            get_tags(strategy).input_tags.sparse for strategy in self._strategies_in_use()
+        )
         tags.input_tags.allow_nan = all(t.input_tags.allow_nan for t in inner)
         tags.input_tags.string = all(t.input_tags.string for t in inner)
         tags.input_tags.categorical = all(t.input_tags.categorical for t in inner)
         tags.input_tags.pairwise = any(t.input_tags.pairwise for t in inner)
+        if hasattr(self, "transform"):
+            # scikit-learn checks anything with transform as a transformer and needs these
+            # tags for it; a dtype is preserved only where every model preserves it.
+            preserved = [
+                [] if t.transformer_tags is None else t.transformer_tags.preserves_dtype
+                for t in inner
+            ]
+            tags.transformer_tags = TransformerTags(
+                preserves_dtype=[dtype for dtype in preserved[0]
+                                 if all(dtype in p for p in preserved)]
+            )
         return tags
 
 
@@ -784,6 +805,23 @@ class ActiveLearner(BaseActiveLearner):
         if isinstance(self.estimator_, Pipeline):
             X = self.estimator_[:-1].transform(X)
         return _last_step(self.estimator_).predict_proba_samples(X, **kwargs)
+
+    @available_if(_model_has("transform"))
+    def fit_transform(self, X, y, **fit_params):
+        """Fit (see :meth:`fit`), then embed ``X`` with :meth:`transform`.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+        y : array-like of shape (n_samples,)
+        **fit_params : dict
+            Passed on to :meth:`fit`.
+
+        Returns
+        -------
+        embedding : ndarray of shape (n_samples, n_components)
+        """
+        return self.fit(X, y, **fit_params).transform(X)
 
     @available_if(_model_has("transform"))
     def transform(self, X):

@@ -218,3 +218,31 @@ def test_mixed_number_and_string_labels_are_named():
 def test_probcover_checks_n_clusters():
     with pytest.raises(ValueError, match="'n_clusters' parameter of ProbCover"):
         strategies.ProbCover(n_clusters=0)(None, X, 2)
+
+
+# ------------------------------------------------------------------ item 13 (tags)
+@pytest.mark.parametrize(
+    ("name", "as_initial"),
+    [(name, False) for name in STRATEGY_NAMES] + [(name, True) for name in sorted(COLD_START)],
+)
+def test_sparse_tag_tells_the_truth_for_every_strategy(name, as_initial):
+    import scipy.sparse as sp
+    from sklearn.utils import get_tags
+
+    strategy = getattr(strategies, name)(random_state=0)
+    params = {"initial_strategy": strategy} if as_initial else {"query_strategy": strategy}
+    learner = _learner_for("LogisticRegression", budget=24, batch_size=4, n_initial=6)
+    if name in NEEDS_SAMPLES and not as_initial:
+        learner = _learner_for(name, budget=24, batch_size=4, n_initial=6)
+    learner.set_params(**params)
+    X_sparse = sp.csr_matrix(np.where(np.abs(X) > 0.5, X, 0.0))
+    declared = get_tags(learner).input_tags.sparse
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)
+            learner.fit(X_sparse, y)
+        works = True
+    except TypeError as error:
+        assert "sparse" in str(error)
+        works = False
+    assert declared == works

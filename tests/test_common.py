@@ -14,7 +14,6 @@ from sklearn.utils.estimator_checks import (
     check_get_params_invariance,
     check_no_attributes_set_in_init,
     check_parameters_default_constructible,
-    estimator_checks_generator,
     parametrize_with_checks,
 )
 
@@ -57,6 +56,7 @@ if HAS_TORCH:
                       n_samples=4, random_state=0),
         random_state=0,
     )
+    LEARNERS.append(NET_LEARNER)
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -91,18 +91,6 @@ def expected_failures(estimator):
 @parametrize_with_checks(LEARNERS, expected_failed_checks=expected_failures)
 def test_sklearn_compatible_learner(estimator, check):
     check(estimator)
-
-
-# Until BaseActiveLearner sets transformer tags when its model transforms, sklearn cannot even
-# generate the checks for NET_LEARNER (RuntimeError), so it cannot join LEARNERS. Once it can,
-# this fails as XPASS: move NET_LEARNER into LEARNERS and delete this test.
-@pytest.mark.skipif(not HAS_TORCH, reason="needs torch and skorch")
-@pytest.mark.xfail(
-    raises=RuntimeError, strict=True,
-    reason="needs transformer tags in BaseActiveLearner (pending)",
-)
-def test_sklearn_can_check_net_learner():
-    list(estimator_checks_generator(NET_LEARNER, mark="skip"))
 
 
 STRATEGIES = [getattr(skal_strategies, name) for name in skal_strategies.__all__

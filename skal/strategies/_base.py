@@ -320,6 +320,14 @@ class QueryStrategy(BaseEstimator, metaclass=ABCMeta):
 
     # scikit-learn's parameter constraints, checked by ``select`` before every query.
     _parameter_constraints = {"random_state": ["random_state"]}
+    # Strategies that measure distances between rows need a dense embedding: on raw sparse
+    # features they raise, and their tags say so (a learner's tags include its strategy's).
+    _needs_dense_embedding = False
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.sparse = not self._needs_dense_embedding
+        return tags
 
     def __init__(self, random_state=None):
         # Strategies whose only parameter is the seed of their tie-breaks inherit this.

@@ -76,6 +76,8 @@ class TypiClust(QueryStrategy):
         Seeds k-means and breaks ties.
     """
 
+    _needs_dense_embedding = True
+
     def __init__(self, n_neighbors=20, max_clusters=500, kmeans="auto", random_state=None):
         self.n_neighbors = n_neighbors
         self.max_clusters = max_clusters
@@ -159,6 +161,7 @@ class ProbCover(QueryStrategy):
         Seeds k-means, breaks ties and draws the picks once everything is covered.
     """
 
+    _needs_dense_embedding = True
     _parameter_constraints = {
         **QueryStrategy._parameter_constraints,
         "radius": [StrOptions({"auto"}), Interval(numbers.Real, 0, None, closed="left")],

@@ -240,6 +240,8 @@ class CoreSet(QueryStrategy):
     array([3, 0])
     """
 
+    _needs_dense_embedding = True
+
     def __init__(self, cold_start="farthest", random_state=None):
         self.cold_start = cold_start
         self.random_state = random_state
@@ -287,6 +289,8 @@ class BADGE(QueryStrategy):
     random_state : int, RandomState instance or None, default=None
         Seed of the D² sampling.
     """
+
+    _needs_dense_embedding = True
 
     def __init__(self, random_state=None):
         self.random_state = random_state
@@ -459,6 +463,11 @@ class RankedBatch(QueryStrategy):
         self.kernel = kernel
         self.kernel_params = kernel_params
         self.random_state = random_state
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.sparse = self.diversity == "kl"  # the others embed the rows
+        return tags
 
     def _check(self):
         if self.diversity not in _DIVERSITIES:
