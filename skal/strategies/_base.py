@@ -1,14 +1,17 @@
 """The learner <-> query-strategy protocol, in one place.
 
-1. A strategy is called as ``strategy(learner, X_pool, batch_size)`` and returns the indices
-   of ``X_pool`` to label next: unique, most informative first. Plain functions qualify.
+1. A strategy is called as ``strategy(learner, X_pool, batch_size)`` and returns exactly
+   ``batch_size`` indices of ``X_pool`` to label next: unique, most informative first. Plain
+   functions qualify; a wrong count is a ``ValueError``.
 2. Strategy objects are scikit-learn style (``get_params``, ``clone``); ``__call__`` validates
    once and hands a clean problem to the private ``_select``.
 3. Single-sample strategies implement ``_score_chunk(learner, X_chunk)``; the base class scores
    the pool in bounded-memory chunks (optionally in parallel) and takes the top ``batch_size``.
 4. A strategy asks the learner only for ``predict_proba``, ``decision_function``,
    ``predict_proba_samples``, ``transform`` or ``X_labeled_``/``y_labeled_``; a missing one is
-   a ``TypeError`` raised at query time that names it. Embeddings come from ``embed``.
+   a ``TypeError`` raised at query time that names it, an unfitted model (a cold start) a
+   ``NotFittedError``, NaN or infinite predictions a ``ValueError``. Embeddings come from
+   ``embed``.
 5. Randomness (tie-breaks, random draws) comes from the strategy's ``random_state``. An int
    seeds each query afresh from ``(random_state, query number)``: successive queries draw
    independently, and a clone (the learner clones its strategies at every ``fit``) replays
