@@ -8,6 +8,11 @@ from sklearn.utils import assert_all_finite
 from sklearn.utils.validation import _num_samples, column_or_1d
 
 
+# Above this magnitude a feature's square overflows float64 (sqrt of the largest float64,
+# with room for sums over a few thousand features).
+_HUGE = 1e150
+
+
 def _is_nan(value):
     return isinstance(value, numbers.Real) and value != value
 
@@ -142,13 +147,28 @@ def concat_rows(first, second):
 
 
 def check_finite_numeric(X, name="X"):
-    """Raise a ``ValueError`` if a numeric array or sparse matrix holds NaN or infinity.
+    """Raise a ``ValueError`` if a numeric array or sparse matrix holds NaN, infinity, or
+    values so large that their squares overflow.
 
     Other inputs (DataFrames, text) are left to the estimator, which knows what it accepts.
     """
     values = X.data if sp.issparse(X) else X
+    if isinstance(values, np.ndarray) and values.dtype.kind == "O":
+        try:  # numbers stored as objects are cast to float by the estimator: check them too
+            values = values.astype(np.float64)
+        except (TypeError, ValueError):
+            return  # text or mixed columns: the estimator knows what it accepts
     if isinstance(values, np.ndarray) and values.dtype.kind in "fc":
         assert_all_finite(values, input_name=name)
+        # Squares of values this large overflow float64: estimators then hang (LinearSVC's
+        # solver never returns) or learn garbage, far from the cause.
+        largest = float(np.abs(values).max()) if values.size else 0.0
+        if largest > _HUGE:
+            raise ValueError(
+                f"{name} holds values up to {largest:.3g}; their squares overflow float64, "
+                "which makes estimators fail or hang far from the cause. Scale the features, "
+                "e.g. with StandardScaler in a Pipeline inside the learner."
+            )
 
 
 def check_same_length(X, y, X_name="X", y_name="y"):

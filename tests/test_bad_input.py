@@ -195,6 +195,16 @@ def test_huge_finite_values_are_one_clear_error(name):
         assert strategy(None, X * 1e100, 3).tolist() == strategy(None, X, 3).tolist()
 
 
+@pytest.mark.parametrize("dtype", [np.float64, object])
+def test_huge_features_at_fit_are_a_clear_error_not_a_hang(dtype):
+    from sklearn.svm import LinearSVC
+
+    X_huge = X.copy()
+    X_huge[3, 1] = 1e300  # LinearSVC's solver never returns on this
+    with _no_hang(), pytest.raises(ValueError, match="overflow float64.*StandardScaler"):
+        ActiveLearner(LinearSVC()).fit(X_huge.astype(dtype), yl)
+
+
 # ------------------------------------------------------------------ item 9
 def test_three_dimensional_pool_names_the_layout():
     learner = ActiveLearner().fit(np.c_[X, X[:, :1]], yl)
