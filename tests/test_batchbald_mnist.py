@@ -21,10 +21,13 @@ SCRIPT = ROOT / "examples" / "batchbald_mnist.py"
 CONFIG = ROOT / "examples" / "configs" / "batchbald_mnist.toml"
 MNIST = Path(os.environ.get("SKAL_MNIST_DIR", "/work/shared/data/mnist"))
 
-pytestmark = pytest.mark.skipif(
-    not any(MNIST.glob("t10k-images-idx3-ubyte*")),
-    reason=f"no MNIST t10k files in {MNIST} (set SKAL_MNIST_DIR)",
-)
+pytestmark = [
+    pytest.mark.skipif(
+        not any(MNIST.glob("t10k-images-idx3-ubyte*")),
+        reason=f"no MNIST t10k files in {MNIST} (set SKAL_MNIST_DIR)",
+    ),
+    pytest.mark.slow,
+]
 
 TINY = ["--pool-size", "200", "--validation-size", "128", "--test-size", "500",
         "--mc-samples", "4", "--epochs", "2", "--epoch-samples", "128", "--max-labels", "40",

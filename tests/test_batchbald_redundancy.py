@@ -69,6 +69,7 @@ def test_copies_of_a_row_add_nothing_when_each_network_is_certain(redundancy):
     not any(MNIST.glob("t10k-images-idx3-ubyte*")),
     reason=f"no MNIST t10k files in {MNIST} (set SKAL_MNIST_DIR)",
 )
+@pytest.mark.slow
 def test_script_compares_both_pools(tmp_path):
     pytest.importorskip("skorch")
     out = tmp_path / "out"

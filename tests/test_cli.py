@@ -134,6 +134,7 @@ def test_strategy_names():
     assert strategy.get_params()["random_state"] == 7
 
 
+@pytest.mark.slow
 def test_help_and_list_in_a_subprocess():
     result = subprocess.run([sys.executable, "-m", "skal._cli", "run", "--help"],
                             capture_output=True, text=True, timeout=120)
@@ -145,6 +146,7 @@ def test_help_and_list_in_a_subprocess():
     assert listed.returncode == 0 and "vote_entropy" in listed.stdout
 
 
+@pytest.mark.slow
 def test_end_to_end_subprocess(tmp_path):
     env_out = tmp_path / "run"
     result = subprocess.run(

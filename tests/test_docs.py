@@ -16,6 +16,7 @@ import ast
 import doctest
 import importlib.util
 import re
+import shlex
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -269,3 +270,48 @@ def test_the_pipeline_goes_inside_the_learner():
         assert "no `query`" in text or "no ``query``" in text or ".query`` raises" in text, path
     assert any("make_pipeline(StandardScaler()" in s.code and ".query(" in s.code
                for s in SNIPPETS if s.path == "docs/concepts.rst")
+
+
+def test_slow_tests_run_apart_from_readmes_test_command():
+    """README's test command runs the fast set; .ci/run runs it verbatim, then the slow set."""
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    command = 'python -m pip install -c constraints/cpu.txt -e ".[torch,test]" && python -m pytest'
+    assert command in readme.splitlines()
+    pyproject = (ROOT / "pyproject.toml").read_text(encoding="utf-8")
+    section = pyproject[pyproject.index("[tool.pytest.ini_options]"):]
+    addopts = shlex.split(re.search(r'^addopts\s*=\s*"(.*)"\s*$', section, re.M).group(1))
+    assert addopts[addopts.index("-m") + 1] == "not slow"
+    assert re.search(r'^\s*"slow: ', section, re.M)
+    ci = (ROOT / ".ci" / "run").read_text(encoding="utf-8")
+    assert f"test_command='{command}'" in ci
+    assert ci.index('eval "$test_command"') < ci.index("python -m pytest -m slow")
+    assert "-ne 5" in ci  # "no tests collected" is not a failure
+    contributing = (ROOT / "CONTRIBUTING.md").read_text(encoding="utf-8")
+    assert "python -m pytest -m slow" in contributing
+
+
+@pytest.mark.parametrize(
+    "module, test",
+    [
+        ("test_batchbald_redundancy", "test_script_compares_both_pools"),
+        ("test_batchbald_mnist", "test_script_runs_acquisitions_and_writes_every_output"),
+        ("test_batchbald_mnist", "test_skal_run_config_runs_a_tiny_variant"),
+        ("test_labeling", "test_sigkill_at_random_moments_loses_no_acknowledged_label"),
+        ("test_label_cli", "test_bad_pools_and_options_are_one_line_errors"),
+        ("test_examples", "test_example_runs"),
+        ("test_cli", "test_end_to_end_subprocess"),
+        ("test_cli", "test_help_and_list_in_a_subprocess"),
+    ],
+)
+def test_the_slowest_end_to_end_tests_are_marked_slow(module, test):
+    source = (ROOT / "tests" / f"{module}.py").read_text(encoding="utf-8")
+    tree = ast.parse(source)
+    module_marks = [
+        ast.unparse(node.value) for node in tree.body
+        if isinstance(node, ast.Assign) and any(getattr(t, "id", "") == "pytestmark"
+                                                for t in node.targets)
+    ]
+    function = next(node for node in tree.body
+                    if isinstance(node, ast.FunctionDef) and node.name == test)
+    marks = [ast.unparse(d) for d in function.decorator_list] + module_marks
+    assert any("pytest.mark.slow" in mark for mark in marks), (module, test)

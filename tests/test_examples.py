@@ -20,6 +20,7 @@ def _has_torch():
     return True
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("path", EXAMPLES, ids=[p.name for p in EXAMPLES])
 def test_example_runs(path, tmp_path):
     if path.name in NEEDS_TORCH and not _has_torch():
