@@ -103,7 +103,7 @@ def test_ties_in_top_k_break_differently_from_cycle_to_cycle():
 
 
 def test_negative_seed_is_a_clear_error():
-    with pytest.raises(ValueError, match="random_state must be None, a non-negative int"):
+    with pytest.raises(ValueError, match="'random_state' parameter of RandomSampling"):
         RandomSampling(random_state=-1)(None, np.zeros((5, 1)), 1)
 
 
