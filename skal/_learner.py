@@ -358,6 +358,15 @@ class BaseActiveLearner(ClassifierMixin, MetaEstimatorMixin, BaseEstimator, meta
         _check_positive_int(self.n_initial, "n_initial")
         if self.update not in _UPDATE_MODES:
             raise ValueError(f"update must be one of {_UPDATE_MODES}, got {self.update!r}.")
+        for model in self._models_for_delegation():
+            if isinstance(_last_step(model), BaseActiveLearner):
+                raise TypeError(
+                    f"The estimator of {type(self).__name__} is itself an active learner "
+                    f"({type(_last_step(model)).__name__}). Use one learner and put the "
+                    "preprocessing inside it: ActiveLearner(make_pipeline(StandardScaler(), "
+                    "LogisticRegression())), not a Pipeline that ends in a learner (Pipeline "
+                    "does not forward query and teach)."
+                )
 
     def _resolve_strategy(self, strategy, default, name="query_strategy"):
         strategy = check_query_strategy(strategy, default, name)

@@ -7,7 +7,6 @@ import scipy.sparse as sp
 from sklearn.utils import assert_all_finite
 from sklearn.utils.validation import _num_samples, column_or_1d
 
-
 # Above this magnitude a feature's square overflows float64 (sqrt of the largest float64,
 # with room for sums over a few thousand features).
 _HUGE = 1e150

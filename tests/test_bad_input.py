@@ -256,3 +256,15 @@ def test_sparse_tag_tells_the_truth_for_every_strategy(name, as_initial):
         assert "sparse" in str(error)
         works = False
     assert declared == works
+
+
+# ------------------------------------------------------------------ the Pipeline goes inside
+def test_a_pipeline_ending_in_a_learner_is_pointed_inside():
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    outer = make_pipeline(StandardScaler(), ActiveLearner())
+    with pytest.raises(TypeError, match=r"inside it: ActiveLearner\(make_pipeline"):
+        ActiveLearner(outer).fit(X, yl)
+    with pytest.raises(TypeError, match="itself an active learner"):
+        CommitteeLearner([ActiveLearner(), LogisticRegression()]).fit(X, yl)

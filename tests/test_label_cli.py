@@ -228,6 +228,7 @@ def answer(child, keys):
         child.expect(r"(saved|skipped) ")
 
 
+@pytest.mark.slow  # five CLI subprocesses; session.export's logic is covered in test_labeling
 def test_export_writes_the_final_labels(tmp_path, pool_csv):
     journal = tmp_path / "j.sqlite"
     common = [pool_csv, "--journal", journal, "--classes", "cat,dog"]

@@ -1,0 +1,13 @@
+"""Shared test set-up."""
+
+import pytest
+from threadpoolctl import threadpool_limits
+
+
+@pytest.fixture(autouse=True, scope="session")
+def one_blas_thread():
+    # The tests fit many tiny models; on a busy two-core machine two BLAS threads per fit
+    # fight each other and made some tests ten times slower. Speed is measured in
+    # benchmarks/, not here.
+    with threadpool_limits(limits=1, user_api="blas"):
+        yield
