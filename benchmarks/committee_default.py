@@ -13,7 +13,10 @@ so the script can be stopped and resumed. ``--report`` only rebuilds the tables 
 ``runs.csv``. Run it with one BLAS thread::
 
     OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 python benchmarks/committee_default.py \\
-        --data-dir /work/shared/data/al-benchmark --out docs/results/committee_default
+        --data-dir /work/shared/data/al-benchmark --out docs/results/committee_default \\
+        --repeats 20 --repeats-for wine=30,breast_cancer=30,australian=30
+
+The figures and the decision are in docs/committee_default.rst.
 """
 
 import argparse
