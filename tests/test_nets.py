@@ -261,6 +261,117 @@ def test_user_module_with_plain_dropout(blobs):
     assert not any(m._forward_pre_hooks for m in net.module_.modules())
 
 
+# ---------------------------------------------------------------------- shared prefix
+def full_replication(net):
+    """A copy of ``net`` that runs the whole network once per pass (no shared prefix)."""
+    full = pickle.loads(pickle.dumps(net))
+    full._mc_shared_prefix = False
+    return full
+
+
+def sampling_rows(net, X, n_samples):
+    """Samples, and the rows of each forward pass's input and output while sampling."""
+    seen = []
+    handle = net.module_.register_forward_hook(
+        lambda m, inputs, output: seen.append((inputs[0].shape[0], output.shape[0]))
+    )
+    try:
+        samples = net.predict_proba_samples(X, n_samples=n_samples)
+    finally:
+        handle.remove()
+    return samples, seen
+
+
+def test_expanding_at_the_dropout_layer_equals_replicating_the_input():
+    module = nn.Sequential(nn.Linear(4, 6), nn.Dropout(0.5), nn.Linear(6, 6), nn.Dropout(0.5))
+    x = torch.randn(3, 4)
+    with torch.inference_mode(), ConsistentMCDropout(module, 5, seed=0) as mc:
+        mc.use_passes(1, 5, 3)
+        replicated = module(x.repeat(4, 1))
+        mc.use_passes(1, 5, 3, expand=True)
+        expanded = module(x)
+    assert expanded.shape == (12, 6)
+    assert_allclose(expanded.numpy(), replicated.numpy(), atol=1e-6)
+
+
+@pytest.mark.parametrize("batch_norm", [False, True])
+def test_shared_prefix_mlp_matches_full_replication(blobs, batch_norm):
+    X, y = blobs
+    net = tiny_net(module__hidden_units=(16, 8), module__batch_norm=batch_norm,
+                   module__dropout=0.5).fit(X, y)
+    samples, seen = sampling_rows(net, X, 7)
+    reference, seen_full = sampling_rows(full_replication(net), X, 7)
+    assert_allclose(samples, reference, atol=1e-6)
+    # After the 3-row check, the 120 rows go in once and come out once per pass.
+    assert seen[-1] == (120, 7 * 120)
+    assert seen_full == [(7 * 120, 7 * 120)]
+
+
+def test_shared_prefix_mnist_cnn_matches_full_replication():
+    rng = np.random.RandomState(0)
+    X = rng.rand(30, 784).astype(np.float32)
+    y = np.arange(30) % 3
+    net = NetClassifier(MNISTConvNet, max_epochs=1, random_state=0,
+                        inference_batch_size=64).fit(X, y)
+    samples, seen = sampling_rows(net, X, 10)
+    reference = full_replication(net).predict_proba_samples(X, n_samples=10)
+    assert_allclose(samples, reference, atol=1e-5)
+    assert np.ptp(samples[:, 0, 0]) > 0
+    # Chunks of 64 // 10 = 6 rows, all 10 passes in one forward pass of 60 rows.
+    assert seen[2:] == [(6, 60)] * 5
+
+
+@pytest.mark.parametrize("batch_rows, n_samples", [(50, 7), (5, 12), (1, 3), (1000, 1)])
+def test_shared_prefix_chunks_stay_within_inference_batch_size(blobs, batch_rows, n_samples):
+    X, y = blobs
+    net = tiny_net(module__dropout=0.5, inference_batch_size=batch_rows).fit(X, y)
+    samples, seen = sampling_rows(net, X, n_samples)
+    # No forward pass holds more than inference_batch_size rows, before or after expanding
+    # (beyond the 3-row check at the start).
+    check = 2 if n_samples > 1 else 0
+    assert all(rows_out <= batch_rows for _, rows_out in seen[check:])
+    assert sum(rows_out for _, rows_out in seen[check:]) == n_samples * X.shape[0]
+    reference = full_replication(net).predict_proba_samples(X, n_samples=n_samples)
+    assert_allclose(samples, reference, atol=1e-6)
+
+
+class _Skip(nn.Module):
+    """Dropout inside a block whose pre-dropout activations also reach the output."""
+
+    def __init__(self, kind):
+        super().__init__()
+        self.kind = kind
+        self.hidden = nn.Linear(5, 8)
+        self.dropout = nn.Dropout(0.5)
+        self.output = nn.Linear(16 if kind == "concat" else 8, 3)
+
+    def forward(self, x):
+        h = torch.relu(self.hidden(x))
+        d = self.dropout(h)
+        if self.kind == "add":  # a residual connection around the dropout
+            return self.output(h + d)
+        if self.kind == "concat":
+            return self.output(torch.cat([h, d], dim=1))
+        if self.kind == "pooled":  # mixes rows: the sum over the batch is not per row
+            return self.output(d) + h.sum(0)[:3] / 100
+        # "side": the dropout output is only pooled over the batch, so the output has a row
+        # per input row, not per row and pass.
+        return self.output(h) + d.mean()
+
+
+@pytest.mark.parametrize("kind", ["add", "concat", "pooled", "side"])
+def test_modules_the_shared_prefix_would_break_fall_back(blobs, kind):
+    X, y = blobs
+    net = tiny_net(module=_Skip(kind), max_epochs=2).fit(X, y)
+    samples, seen = sampling_rows(net, X, 6)
+    reference = full_replication(net).predict_proba_samples(X, n_samples=6)
+    assert_allclose(samples, reference, atol=1e-6)
+    if kind != "side":
+        assert np.ptp(samples, axis=0).max() > 1e-3
+    # The pool itself went through the whole network once per pass.
+    assert seen[-1] == (6 * X.shape[0], 6 * X.shape[0])
+
+
 # ---------------------------------------------------------------------- embeddings and modules
 def test_transform_is_the_penultimate_layer(fitted, blobs):
     X, _ = blobs
@@ -475,6 +586,19 @@ def test_cuda_samples_match_cpu(blobs):
     cpu.module_.to("cpu")
     # Masks are drawn on the CPU from the seed, so both devices sample the same networks.
     assert_allclose(cpu.predict_proba_samples(X, n_samples=6), samples, atol=1e-4)
+
+
+@cuda
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+@pytest.mark.parametrize("kind", [None, "add"])
+def test_cuda_shared_prefix_and_fallback_match_full_replication(blobs, kind):
+    X, y = blobs
+    module = TinyMLP if kind is None else _Skip(kind)
+    net = tiny_net(module=module, device="cuda").fit(X, y)
+    samples, seen = sampling_rows(net, X, 6)
+    reference = full_replication(net).predict_proba_samples(X, n_samples=6)
+    assert_allclose(samples, reference, atol=1e-5)
+    assert seen[-1] == ((X.shape[0] if kind is None else 6 * X.shape[0]), 6 * X.shape[0])
 
 
 @cuda

@@ -142,6 +142,8 @@ class NetClassifier(NeuralNetClassifier):
     history_ = None
     initialized_ = False
     virtual_params_ = MappingProxyType({})
+    # False makes predict_proba_samples run the whole network once per pass (benchmarks, tests).
+    _mc_shared_prefix = True
 
     def __init__(
         self,
@@ -540,24 +542,23 @@ class NetClassifier(NeuralNetClassifier):
         nonlin = self._get_predict_nonlinearity()
         batch_rows = _check_positive_int(self.inference_batch_size, "inference_batch_size")
         module = self.module_
-        device = _module_device(module)
         samples = np.empty((n_samples, X.shape[0], self.classes_.size), dtype=np.float32)
         with torch.inference_mode(), ConsistentMCDropout(
             module, n_samples, self._seed(1)
         ) as mc:
-            for rows in self._row_slices(X.shape[0]):
-                xb = torch.from_numpy(X[rows]).to(device)
-                n_rows = xb.shape[0]
-                passes_per_forward = max(1, batch_rows // n_rows)
-                for start in range(0, n_samples, passes_per_forward):
-                    stop = min(n_samples, start + passes_per_forward)
-                    mc.use_passes(start, stop, n_rows)
-                    repeats = (stop - start,) + (1,) * (xb.dim() - 1)
-                    inputs = xb if stop - start == 1 else xb.repeat(repeats)
-                    proba = nonlin(_first_output(module(inputs)))
-                    samples[start:stop, rows] = (
-                        proba.reshape(stop - start, n_rows, -1).to(torch.float32).cpu().numpy()
-                    )
+            shared = (
+                self._mc_shared_prefix
+                and n_samples > 1
+                and mc.has_dropout
+                and _shared_prefix_agrees(module, mc, X)
+            )
+            if shared:
+                try:
+                    _fill_mc_samples(samples, module, mc, X, batch_rows, nonlin, shared=True)
+                except _PrefixMismatch:
+                    shared = False
+            if not shared:
+                _fill_mc_samples(samples, module, mc, X, batch_rows, nonlin, shared=False)
         return check_finite_output(samples, module, "probability samples", row_axis=1)
 
     def transform(self, X):
@@ -582,6 +583,75 @@ class NetClassifier(NeuralNetClassifier):
             embed, capture = _last_linear_input(self.module_)
         with self._evaluating(), capture:
             return self._map_batches(X, lambda xb: embed(xb).flatten(1), "embeddings")
+
+
+class _PrefixMismatch(Exception):
+    """Computing the prefix once did not give one output row per pool row and pass."""
+
+
+# Rows that check that a module allows the shared prefix, and passes they check it over.
+_PROBE_ROWS = 3
+_PROBE_PASSES = 3
+
+
+def _mc_forward(module, mc, xb, start, stop, shared):
+    """The module's output for passes ``start..stop-1`` of the rows ``xb``, pass-major."""
+    n_rows, n_passes = xb.shape[0], stop - start
+    mc.use_passes(start, stop, n_rows, expand=shared)
+    if shared or n_passes == 1:
+        inputs = xb
+    else:
+        inputs = xb.repeat((n_passes,) + (1,) * (xb.dim() - 1))
+    try:
+        output = _first_output(module(inputs))
+    except RuntimeError as exc:
+        # Expanding at the dropout layer broke a shape somewhere after it.
+        if not shared or isinstance(exc, torch.cuda.OutOfMemoryError):
+            raise
+        raise _PrefixMismatch from exc
+    if output.shape[0] != n_passes * n_rows:
+        if shared:
+            raise _PrefixMismatch
+        raise ValueError(
+            f"The module returned {output.shape[0]} rows for {n_passes * n_rows} input rows: "
+            "MC dropout sampling needs one output row per input row."
+        )
+    return output
+
+
+def _shared_prefix_agrees(module, mc, X):
+    """Whether a few rows' outputs are the same with the prefix computed once as per pass."""
+    xb = torch.from_numpy(X[:_PROBE_ROWS]).to(_module_device(module))
+    stop = min(mc.n_samples, _PROBE_PASSES)
+    try:
+        shared = _mc_forward(module, mc, xb, 0, stop, shared=True)
+    except _PrefixMismatch:
+        return False
+    full = _mc_forward(module, mc, xb, 0, stop, shared=False)
+    # Outputs (logits), not probabilities: a saturated softmax would hide a difference.
+    return bool(torch.allclose(shared, full, rtol=1e-4, atol=1e-5))
+
+
+def _fill_mc_samples(samples, module, mc, X, batch_rows, nonlin, shared):
+    """Fill ``samples`` (passes, rows, classes), holding at most ``batch_rows`` rows at once.
+
+    A chunk of rows runs several passes in one forward pass when it is smaller than
+    ``batch_rows``. With the shared prefix, chunks have ``batch_rows // n_passes`` rows, so
+    that after the expansion one forward pass holds the chunk's rows for all passes (at most
+    ``batch_rows`` rows) and the prefix runs once per row.
+    """
+    n_passes = samples.shape[0]
+    device = _module_device(module)
+    chunk = max(1, batch_rows // n_passes) if shared else batch_rows
+    for first in range(0, X.shape[0], chunk):
+        rows = slice(first, min(first + chunk, X.shape[0]))
+        xb = torch.from_numpy(X[rows]).to(device)
+        passes_per_forward = max(1, batch_rows // xb.shape[0])
+        for start in range(0, n_passes, passes_per_forward):
+            stop = min(n_passes, start + passes_per_forward)
+            output = _mc_forward(module, mc, xb, start, stop, shared)
+            proba = nonlin(output).reshape(stop - start, xb.shape[0], -1)
+            samples[start:stop, rows] = proba.to(torch.float32).cpu().numpy()
 
 
 def _last_linear_input(module):

@@ -3,7 +3,9 @@
 Plain torch dropout layers are used; while sampling, the module is in evaluation mode (so
 batch normalisation uses its running statistics and dropout is the identity) and a temporary
 forward hook on each dropout layer multiplies its output by mask ``k`` of a bank of K masks
-drawn once per call. Nothing of the user's module is changed afterwards.
+drawn once per call. Nothing of the user's module is changed afterwards. With ``expand=True``
+the rows enter once and the first dropout layer to run repeats its output for each pass, so
+the layers before it (identical in every pass) are computed once per row, not once per pass.
 """
 
 import warnings
@@ -77,6 +79,9 @@ class ConsistentMCDropout:
         self._seeds = [int(s) for s in seeds]
         self._banks = [None] * len(self._layers)
         self._passes = 0
+        self._expand_by = 1
+        self._first_pass = 0
+        self._expanded = False
         self._modes = [(m, m.training) for m in self.module.modules()]
         self.module.eval()
         self._handles = [
@@ -92,12 +97,24 @@ class ConsistentMCDropout:
         self._banks = None
         return False
 
-    def use_passes(self, start, stop, n_rows):
+    @property
+    def has_dropout(self):
+        """Whether the module has a dropout layer to sample (known inside the ``with`` block)."""
+        return bool(self._layers)
+
+    def use_passes(self, start, stop, n_rows, expand=False):
         """Make the next forward pass compute passes ``start..stop-1`` of ``n_rows`` rows.
 
-        The input must then be the rows repeated ``stop - start`` times, pass-major (all
-        rows of pass ``start`` first).
+        With ``expand=False`` the input must be the rows repeated ``stop - start`` times,
+        pass-major (all rows of pass ``start`` first). With ``expand=True`` the input is the
+        ``n_rows`` rows once: the first dropout layer to run in that forward pass repeats its
+        output ``stop - start`` times, pass-major, before applying the masks, and the later
+        layers see the repeated rows. That is right only when no activation from before that
+        layer reaches the output by another path and no layer mixes rows; the caller checks.
         """
+        self._expand_by = stop - start if expand else 1
+        self._first_pass = start
+        self._expanded = False
         if stop - start == 1:
             self._passes = start
         else:
@@ -126,6 +143,11 @@ class ConsistentMCDropout:
     def _hook(self, i):
         def hook(layer, inputs, output):
             bank = self._bank(i, layer, output)
+            if self._expand_by > 1 and not self._expanded:
+                # One broadcast product builds the pass-major copies and masks them at once.
+                self._expanded = True
+                masks = bank[self._first_pass : self._first_pass + self._expand_by]
+                return (output.unsqueeze(0) * masks.unsqueeze(1)).flatten(0, 1)
             passes = self._passes
             if isinstance(passes, torch.Tensor):
                 if passes.device != bank.device:
