@@ -6,6 +6,7 @@ from contextlib import contextmanager
 
 import numpy as np
 import pytest
+from _registry import COLD_START, NEEDS_SAMPLES, STRATEGY_NAMES, learner_for
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.exceptions import NotFittedError
 from sklearn.linear_model import LogisticRegression
@@ -18,27 +19,6 @@ from skal.strategies import top_k
 X = np.random.RandomState(0).normal(size=(60, 3))
 y = (X[:, 0] > 0).astype(int)
 yl = np.where(np.arange(60) < 20, y, -1)
-
-STRATEGY_NAMES = [
-    name for name in strategies.__all__
-    if isinstance(getattr(strategies, name), type)
-    and name not in ("QueryStrategy", "PoolScoringStrategy")
-]
-COLD_START = {"RandomSampling", "CoreSet", "TypiClust", "ProbCover"}
-NEEDS_SAMPLES = {"VoteEntropy", "KLDivergence", "ConsensusEntropy", "BALD", "BatchBALD",
-                 "StochasticBALD"}
-
-
-def _learner_for(name, **params):
-    if name in NEEDS_SAMPLES:
-        return CommitteeLearner(n_estimators=3, random_state=0, **params)
-    estimator = None
-    if name == "DecisionMargin":
-        from sklearn.svm import LinearSVC
-
-        estimator = LinearSVC()
-    return ActiveLearner(estimator, random_state=0, **params)
-
 
 @contextmanager
 def _no_hang(seconds=30):
@@ -95,7 +75,7 @@ def test_teach_accepts_another_width_of_the_same_type():
 @pytest.mark.parametrize("name", STRATEGY_NAMES)
 def test_initial_strategy_needing_a_model_says_cold_start(name):
     strategy = getattr(strategies, name)()
-    learner = _learner_for(name, initial_strategy=strategy, budget=30, n_initial=6)
+    learner = learner_for(name, initial_strategy=strategy, budget=30, n_initial=6)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)
         if name in COLD_START:
@@ -241,9 +221,9 @@ def test_sparse_tag_tells_the_truth_for_every_strategy(name, as_initial):
 
     strategy = getattr(strategies, name)(random_state=0)
     params = {"initial_strategy": strategy} if as_initial else {"query_strategy": strategy}
-    learner = _learner_for("LogisticRegression", budget=24, batch_size=4, n_initial=6)
+    learner = learner_for("LogisticRegression", budget=24, batch_size=4, n_initial=6)
     if name in NEEDS_SAMPLES and not as_initial:
-        learner = _learner_for(name, budget=24, batch_size=4, n_initial=6)
+        learner = learner_for(name, budget=24, batch_size=4, n_initial=6)
     learner.set_params(**params)
     X_sparse = sp.csr_matrix(np.where(np.abs(X) > 0.5, X, 0.0))
     declared = get_tags(learner).input_tags.sparse

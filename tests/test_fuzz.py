@@ -6,19 +6,12 @@ import warnings
 
 import numpy as np
 import pytest
+from _registry import STRATEGY_NAMES, learner_for
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import skal.strategies as strategies
-from skal import ActiveLearner, CommitteeLearner
 
-STRATEGY_NAMES = [
-    name for name in strategies.__all__
-    if isinstance(getattr(strategies, name), type)
-    and name not in ("QueryStrategy", "PoolScoringStrategy")
-]
-NEEDS_SAMPLES = {"VoteEntropy", "KLDivergence", "ConsensusEntropy", "BALD", "BatchBALD",
-                 "StochasticBALD"}
 SPECIAL_VALUES = [np.nan, np.inf, -np.inf, 1e300, -1e300, 1e-300, 0.0]
 
 
@@ -46,16 +39,8 @@ def arrays(draw, n_rows, n_features, allow_special=True):
 
 def _learner(name, batch_size, budget):
     strategy = getattr(strategies, name)(random_state=0)
-    if name in NEEDS_SAMPLES:
-        return CommitteeLearner(query_strategy=strategy, n_estimators=2, batch_size=batch_size,
-                                budget=budget, n_initial=4, random_state=0)
-    estimator = None
-    if name == "DecisionMargin":
-        from sklearn.svm import LinearSVC
-
-        estimator = LinearSVC()
-    return ActiveLearner(estimator, strategy, batch_size=batch_size, budget=budget,
-                         n_initial=4, random_state=0)
+    return learner_for(name, query_strategy=strategy, batch_size=batch_size, budget=budget,
+                       n_initial=4, n_estimators=2)
 
 
 def _alarm(*_):
