@@ -27,7 +27,12 @@ from skal._validation import (
     concat_rows,
     label_kinds,
 )
-from skal.strategies._base import check_query_strategy, select_with_scores, take_rows
+from skal.strategies._base import (
+    check_query_strategy,
+    check_row_indices,
+    select_with_scores,
+    take_rows,
+)
 from skal.strategies._uncertainty import DecisionMargin, MarginSampling, RandomSampling
 
 _UPDATE_MODES = ("refit", "warm_start", "partial_fit")
@@ -452,18 +457,9 @@ class BaseActiveLearner(ClassifierMixin, MetaEstimatorMixin, BaseEstimator, meta
                     f"{rows.shape}."
                 )
             rows = np.flatnonzero(rows)
-        elif rows.ndim != 1 or (rows.size and rows.dtype.kind not in "iu"):
-            raise TypeError(
-                "initial_rows must be a boolean mask over the rows of X or a 1-d array of "
-                f"integer row positions, got an array of dtype {rows.dtype} and shape "
-                f"{rows.shape}."
-            )
+        check_row_indices(rows, n, "initial_rows (a boolean mask or row positions)", "X")
         if rows.size == 0:
             raise ValueError("initial_rows selects no row; give at least one initial row.")
-        if rows.min() < 0 or rows.max() >= n:
-            raise ValueError(f"initial_rows holds positions outside [0, {n}).")
-        if np.unique(rows).size != rows.size:
-            raise ValueError("initial_rows holds duplicate positions.")
         if missing[rows].any():
             raise ValueError(
                 "initial_rows includes rows whose label in y is missing_label="
@@ -471,15 +467,20 @@ class BaseActiveLearner(ClassifierMixin, MetaEstimatorMixin, BaseEstimator, meta
             )
         return rows.astype(np.intp)
 
+    def _set_labeled(self, X, y, rows):
+        # Pool order, whatever the acquisition order: order-sensitive estimators (RBF SVC,
+        # SGD without shuffling) then train as on a sorted labelled set.
+        train = np.sort(rows)
+        self.X_labeled_ = take_rows(X, train)
+        self.y_labeled_ = y[train]
+
     def _record_fit(self, X, y, rows, event, query_seconds, scores):
         """Fit from scratch on ``rows`` of (X, y), keep them as the labelled set, log it.
 
         The model sees the rows in pool order whatever order they were acquired in.
         """
         start = time.perf_counter()
-        train = np.sort(rows)
-        self.X_labeled_ = take_rows(X, train)
-        self.y_labeled_ = y[train]
+        self._set_labeled(X, y, rows)
         self._check_single_class(self.y_labeled_, "The labelled set")
         self._fit_model(self.X_labeled_, self.y_labeled_)
         self.history_.append(
@@ -559,9 +560,7 @@ class BaseActiveLearner(ClassifierMixin, MetaEstimatorMixin, BaseEstimator, meta
             in_pool[new] = False
             acquired = np.concatenate([acquired, new])
             start = time.perf_counter()
-            train = np.sort(acquired)  # pool order, as in _record_fit
-            self.X_labeled_ = take_rows(X, train)
-            self.y_labeled_ = y[train]
+            self._set_labeled(X, y, acquired)
             if self.update != "refit" and np.setdiff1d(y[new], self.classes_).size:
                 # An incremental update cannot add an output for a class found only now.
                 self._fit_model(self.X_labeled_, self.y_labeled_)

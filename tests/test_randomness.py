@@ -152,7 +152,7 @@ def test_initial_rows_mask_is_split_by_cross_validation(sorted_pool):
         (np.array([0, 0, 1]), ValueError, "duplicate"),
         (np.array([0, N_POOL]), ValueError, "outside"),
         (np.zeros(3, dtype=bool), ValueError, "shape"),
-        (np.array([0.5, 1.0]), TypeError, "integer row positions"),
+        (np.array([0.5, 1.0]), TypeError, "integer indices"),
         (np.array([], dtype=int), ValueError, "no row"),
     ],
 )

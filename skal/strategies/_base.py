@@ -170,9 +170,10 @@ def embed(learner, X):
     # Squared distances of values this large overflow to inf and every comparison after
     # that is meaningless; say so here instead of failing deep inside a strategy.
     limit = np.sqrt(np.finfo(Z.dtype).max) / (4 * max(Z.shape[-1], 1))
-    if Z.size and np.abs(Z).max() > limit:
+    largest = float(np.abs(Z).max()) if Z.size else 0.0
+    if largest > limit:
         raise ValueError(
-            f"The embedding holds values up to {np.abs(Z).max():.3g}; distances between rows "
+            f"The embedding holds values up to {largest:.3g}; distances between rows "
             f"this large overflow {Z.dtype} (limit about {limit:.3g}). Scale the features, "
             "e.g. with StandardScaler in a Pipeline, before distance-based strategies."
         )
@@ -377,10 +378,7 @@ class QueryStrategy(BaseEstimator, metaclass=ABCMeta):
         # cycle repeat the last one's draws), while a fresh clone replays the sequence.
         seed = getattr(self, "random_state", None)
         if isinstance(seed, numbers.Integral) and not isinstance(seed, bool | np.bool_):
-            if seed < 0:
-                raise ValueError(
-                    f"random_state must be None, a non-negative int or a RandomState, got {seed}."
-                )
+            # A negative seed never gets here: select's _validate_params refuses it.
             n_queries = self.__dict__.get("_n_queries", 0)
             self._n_queries = n_queries + 1
             return query_random_state(seed, n_queries)
@@ -450,6 +448,23 @@ def _n_columns(X):
     return 1
 
 
+def check_row_indices(indices, n_rows, what, where):
+    """Check that ``indices`` are unique integer positions in ``[0, n_rows)``.
+
+    ``what`` names the indices and ``where`` the rows in the messages: a ``TypeError`` for
+    anything but a 1-d integer array, a ``ValueError`` for positions outside or repeated.
+    """
+    if indices.ndim != 1 or (indices.size and indices.dtype.kind not in "iu"):
+        raise TypeError(
+            f"{what} must be a 1-d array of integer indices, got dtype {indices.dtype} and "
+            f"shape {indices.shape}."
+        )
+    if indices.size and (indices.min() < 0 or indices.max() >= n_rows):
+        raise ValueError(f"{what} holds indices outside {where} [0, {n_rows}).")
+    if np.unique(indices).size != indices.size:
+        raise ValueError(f"{what} holds duplicate indices.")
+
+
 def select_with_scores(strategy, learner, X_pool, batch_size):
     """Run any strategy (object or plain function): return ``(indices, scores_or_None)``.
 
@@ -463,12 +478,7 @@ def select_with_scores(strategy, learner, X_pool, batch_size):
         batch_size = check_batch_size(batch_size, n_pool)
         indices, scores = np.asarray(strategy(learner, X_pool, batch_size)), None
     name = getattr(strategy, "__name__", type(strategy).__name__)
-    if indices.ndim != 1 or (indices.size and indices.dtype.kind not in "iu"):
-        raise TypeError(f"Query strategy {name} must return a 1-d array of integer indices.")
-    if indices.size and (indices.min() < 0 or indices.max() >= n_pool):
-        raise ValueError(f"Query strategy {name} returned indices outside the pool [0, {n_pool}).")
-    if np.unique(indices).size != indices.size:
-        raise ValueError(f"Query strategy {name} returned duplicate indices.")
+    check_row_indices(indices, n_pool, f"Query strategy {name}'s answer", "the pool")
     expected = min(batch_size, n_pool)
     if indices.size != expected:
         # A short answer would stall a budgeted run and a long one overspend the budget.

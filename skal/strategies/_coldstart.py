@@ -176,8 +176,6 @@ class ProbCover(QueryStrategy):
         self.random_state = random_state
 
     def _auto_radius(self, learner, Z_all, batch_size, random_state):
-        if not (isinstance(self.purity, numbers.Real) and 0.0 < self.purity <= 1.0):
-            raise ValueError(f"purity must be in (0, 1], got {self.purity!r}.")
         n_clusters = self.n_clusters
         if n_clusters is None:
             classes = getattr(learner, "classes_", None)
@@ -192,14 +190,11 @@ class ProbCover(QueryStrategy):
     def _select(self, learner, X_pool, batch_size, random_state):
         Z, Z_all = _pool_and_labeled(learner, X_pool)
         n_pool, n_all = Z.shape[0], Z_all.shape[0]
+        # radius, purity and n_clusters are checked by _parameter_constraints in select.
         if self.radius == "auto":
             radius = self._auto_radius(learner, Z_all, batch_size, random_state)
-        elif isinstance(self.radius, numbers.Real) and self.radius >= 0:
-            radius = float(self.radius)
         else:
-            raise ValueError(
-                f"radius must be 'auto' or a non-negative number, got {self.radius!r}."
-            )
+            radius = float(self.radius)
         graph = NearestNeighbors(radius=radius).fit(Z_all).radius_neighbors_graph(
             Z_all, mode="connectivity"
         ).tocsr()
