@@ -109,8 +109,8 @@ def _count_non_finite_rows(values):
         bad = ~values.isfinite()
         return int(bad.reshape(-1, bad.shape[-1]).any(dim=-1).sum()) if bad.ndim else int(bad)
     values = np.asarray(values)
-    if values.dtype.kind not in "fc":
-        return 0
+    if values.dtype.kind not in "fc" or np.isfinite(values.sum()):
+        return 0  # one pass with no temporary: a NaN or inf anywhere makes the sum non-finite
     bad = ~np.isfinite(values)
     if values.ndim == 0:
         return int(bad)
