@@ -3,8 +3,7 @@
 ``import skal`` never imports torch; the deep-learning parts load it on first use.
 """
 
-from skal._committee import CommitteeLearner
-from skal._learner import ActiveLearner
+from skal.learners import ActiveLearner, CommitteeLearner
 from skal.strategies import (
     BADGE,
     BALD,

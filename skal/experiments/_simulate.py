@@ -16,8 +16,8 @@ from sklearn.model_selection import ParameterGrid
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import _num_samples
 
-from skal._learner import seed_estimator
 from skal._validation import as_row_container, missing_mask
+from skal.learners._base import seed_estimator
 
 _MAX_SEED = np.iinfo(np.int32).max
 

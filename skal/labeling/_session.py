@@ -13,7 +13,6 @@ import numpy as np
 from sklearn.base import clone
 from sklearn.utils.validation import _num_samples
 
-from skal._learner import default_estimator, seed_estimator
 from skal.labeling._journal import (
     SCHEMA_VERSION,
     Journal,
@@ -41,6 +40,7 @@ from skal.labeling._validation import (
     check_seed,
     check_timeout,
 )
+from skal.learners._base import default_estimator, seed_estimator
 from skal.strategies._base import take_rows
 
 Query = namedtuple("Query", ["sample_id", "round", "strategy", "score"])
@@ -466,20 +466,37 @@ class LabelingSession:
             if sid not in done
         ]
 
-    def next_batch(self):
+    def next_batch(self, exclude=None):
         """The samples this annotator should label now, most informative first.
 
         Unanswered queries of the current round come first; when there are none a new round
-        is proposed and journalled. An empty list means the pool is exhausted.
+        is proposed and journalled. An empty list means the pool is exhausted (or, with
+        ``exclude``, that every sample left is excluded).
+
+        Parameters
+        ----------
+        exclude : iterable of str or int, default=None
+            Pool ids not to hand out now, e.g. the samples other annotators are looking at
+            (the web app passes them). They are left out of the pending queries returned,
+            of the samples asked again and of a new round; the journal's rounds are not
+            changed, so an excluded pending query comes back once it is no longer excluded.
 
         Returns
         -------
         queries : list of Query
+
+        Raises
+        ------
+        TypeError
+            ``exclude`` is not an iterable of ids.
+        UnknownSampleError
+            ``exclude`` holds an id that is not in the pool.
         """
-        pending = self.pending()
+        excluded = self._check_exclude(exclude)
+        pending = [q for q in self.pending() if q.sample_id not in excluded]
         if pending:
             return pending
-        requeries = self._requery_candidates()
+        requeries = [e for e in self._requery_candidates() if e[0] not in excluded]
         # From the snapshot the round is computed from, not a later read: resuming recomputes
         # from "every answer up to issued_after", which must be what this session saw.
         issued_after = self._max_answer_id
@@ -487,13 +504,13 @@ class LabelingSession:
         if self._ahead is not None:
             ahead, self._ahead = self._ahead, None
             sids, scores, strategy, trained_through = ahead.result()
-            # Another annotator may have answered some of them meanwhile.
-            answered = self._answered()
+            # Another annotator may have answered (or be holding) some of them meanwhile.
+            answered = self._answered() | excluded
             keep = [(s, c) for s, c in zip(sids, scores, strict=True) if s not in answered]
             if keep:
                 result = [s for s, _ in keep], [c for _, c in keep], strategy, trained_through
         if result is None:
-            result = self._compute(issued_after)
+            result = self._compute(issued_after, excluded)
         sids, scores, strategy, trained_through = result
         # Samples asked again (disagreement, redundancy) go first, then new ones.
         entries = requeries[: self.batch_size]
@@ -516,6 +533,28 @@ class LabelingSession:
         if self.query_ahead:
             self._start_ahead(issued_after, [e[0] for e in entries])
         return [Query(sid, number, name, score) for sid, score, name in entries]
+
+    def _check_exclude(self, exclude):
+        if exclude is None:
+            return set()
+        if isinstance(exclude, str | bytes) or not hasattr(exclude, "__iter__"):
+            raise TypeError(
+                f"exclude must be an iterable of sample ids (or None), got {exclude!r}."
+            )
+        excluded = set()
+        for sample_id in exclude:
+            if not isinstance(sample_id, str | numbers.Integral) or isinstance(sample_id, bool):
+                raise TypeError(
+                    f"exclude must hold str or int sample ids, got {sample_id!r} of type "
+                    f"{type(sample_id).__name__}."
+                )
+            if str(sample_id) not in self._position:
+                raise UnknownSampleError(
+                    f"exclude holds {sample_id!r}, which is not in this session's pool of "
+                    f"{len(self.sample_ids)} rows."
+                )
+            excluded.add(str(sample_id))
+        return excluded
 
     def _requery_candidates(self):
         if not (self.requery_disagreements or self.labels_per_sample > 1):

@@ -7,7 +7,7 @@ import os
 
 import numpy as np
 
-from skal._learner import ActiveLearner
+from skal.learners import ActiveLearner
 
 
 def _scalar(value):

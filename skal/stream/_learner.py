@@ -8,7 +8,7 @@ from sklearn.utils import check_random_state, get_tags
 from sklearn.utils.metaestimators import available_if
 from sklearn.utils.validation import check_is_fitted
 
-from skal._learner import ActiveLearner
+from skal.learners import ActiveLearner
 from skal.strategies._base import PoolScoringStrategy
 from skal.strategies._uncertainty import LeastConfidence
 from skal.stream._budget import BudgetManager, VariableUncertainty

@@ -6,7 +6,7 @@ from sklearn.base import clone
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted
 
-from skal._learner import (
+from skal.learners._base import (
     _MAX_SEED,
     BaseActiveLearner,
     _check_positive_int,

@@ -1,0 +1,233 @@
+"""ActiveLearner and ActiveRegressor: one scikit-learn estimator inside the active-learning loop."""
+
+from sklearn.base import clone
+from sklearn.pipeline import Pipeline
+from sklearn.utils.metaestimators import available_if
+from sklearn.utils.validation import check_is_fitted
+
+from skal.learners._base import (
+    BaseActiveLearner,
+    _last_step,
+    _model_has,
+    default_estimator,
+    enable_warm_start,
+    seed_estimator,
+)
+from skal.strategies._uncertainty import DecisionMargin, MarginSampling
+
+
+class ActiveLearner(BaseActiveLearner):
+    """Active learning around any scikit-learn classifier or Pipeline.
+
+    ``fit(X, y)`` trains on the labelled rows (``y != missing_label``); ``query(X_pool)``
+    returns the rows to label next; ``teach(X_new, y_new)`` adds labels and updates the model.
+    With ``budget`` set, ``fit`` instead simulates a whole active-learning run with ``y`` as
+    the oracle, so that ``cross_val_score`` and ``GridSearchCV`` can compare query
+    strategies and models at a fixed labelling budget.
+
+    Parameters
+    ----------
+    estimator : estimator object, default=None
+        The classifier (or Pipeline ending in one). ``None`` means
+        ``LogisticRegression(max_iter=1000)``. It is cloned, never modified.
+    query_strategy : callable, default=None
+        A strategy from :mod:`skal.strategies` or a function
+        ``(learner, X_pool, batch_size) -> indices``. ``None`` means
+        :class:`~skal.strategies.MarginSampling`, or
+        :class:`~skal.strategies.DecisionMargin` for estimators without ``predict_proba``.
+    batch_size : int, default=10
+        Rows selected per query.
+    budget : int, default=None
+        Total number of labels of a simulated run (``n_initial`` included). ``None``: ``fit``
+        trains on the labelled rows instead of simulating.
+    n_initial : int, default=10
+        Size of the initial labelled set of a simulated run.
+    initial_strategy : callable, default=None
+        How a simulated run picks its ``n_initial`` rows, called with an unfitted learner
+        (a cold-start strategy). ``None`` means uniformly at random.
+    missing_label : int, float, str or None, default=-1
+        The value of ``y`` that marks an unlabelled row; ``np.nan`` and ``None`` work too.
+    update : {"refit", "warm_start", "partial_fit"}, default="refit"
+        How the model learns from new labels: refit a fresh clone on all labelled rows, fit
+        the current model again with its ``warm_start`` parameter(s) set, or ``partial_fit``
+        it on the new rows only.
+    random_state : int, RandomState instance or None, default=None
+        Seeds the initial set and the estimator's ``random_state`` parameters left at None.
+    n_jobs : int, default=None
+        Threads for scoring the pool in chunks (``joblib.parallel_config`` applies).
+    chunk_size : int, default=None
+        Rows per scoring chunk; ``None`` follows ``sklearn.set_config(working_memory=...)``,
+        capped at 16,384 rows.
+
+    Attributes
+    ----------
+    estimator_ : estimator object
+        The fitted model.
+    query_strategy_ : callable
+        The strategy in use.
+    classes_ : ndarray of shape (n_classes,)
+        Class labels of the fitted model.
+    X_labeled_ : array-like of shape (n_labels, n_features)
+        The labelled rows the model is trained on: in a simulated run in pool order, after
+        :meth:`teach` in the order taught.
+    y_labeled_ : ndarray of shape (n_labels,)
+        Their labels.
+    labeled_indices_ : ndarray of shape (n_labels,)
+        Simulated runs only: the rows of ``X`` acquired, in acquisition order.
+    history_ : list of dict
+        One entry per fit: ``cycle``, ``event`` (``"fit"``, ``"initial"``, ``"query"`` or
+        ``"teach"``), ``n_labels``, ``indices`` (rows of ``X`` acquired in the cycle;
+        ``None`` for :meth:`teach`), ``scores`` (their selection scores or None),
+        ``fit_seconds`` and ``query_seconds``. ``pandas.DataFrame(history_)`` tabulates it.
+    n_features_in_ : int
+        Number of features seen during fit.
+    feature_names_in_ : ndarray of shape (`n_features_in_`,)
+        Names of features seen during fit, when ``X`` has string column names.
+
+    Examples
+    --------
+    >>> from sklearn.datasets import load_iris
+    >>> from sklearn.model_selection import cross_val_score
+    >>> from skal import ActiveLearner
+    >>> from skal.strategies import EntropySampling
+    >>> X, y = load_iris(return_X_y=True)
+    >>> learner = ActiveLearner(query_strategy=EntropySampling(), budget=30, batch_size=5,
+    ...                         random_state=0)
+    >>> cross_val_score(learner, X, y, cv=3).mean() > 0.8
+    np.True_
+    """
+
+    def __init__(
+        self,
+        estimator=None,
+        query_strategy=None,
+        *,
+        batch_size=10,
+        budget=None,
+        n_initial=10,
+        initial_strategy=None,
+        missing_label=-1,
+        update="refit",
+        random_state=None,
+        n_jobs=None,
+        chunk_size=None,
+    ):
+        self.estimator = estimator
+        self.query_strategy = query_strategy
+        self.batch_size = batch_size
+        self.budget = budget
+        self.n_initial = n_initial
+        self.initial_strategy = initial_strategy
+        self.missing_label = missing_label
+        self.update = update
+        self.random_state = random_state
+        self.n_jobs = n_jobs
+        self.chunk_size = chunk_size
+
+    def _configured_estimator(self):
+        return default_estimator() if self.estimator is None else self.estimator
+
+    def _models_for_delegation(self):
+        if hasattr(self, "estimator_"):
+            return [self.estimator_]
+        return [self._configured_estimator()]
+
+    def _default_strategy(self):
+        if hasattr(self._configured_estimator(), "predict_proba"):
+            return MarginSampling()
+        return DecisionMargin()
+
+    def _fit_model(self, X, y):
+        estimator = seed_estimator(
+            clone(self._configured_estimator()), self._model_seed, overwrite=False
+        )
+        if self.update == "warm_start":
+            enable_warm_start(estimator)
+        self.estimator_ = estimator.fit(X, y)
+        self.classes_ = self.estimator_.classes_
+
+    def _update_model(self, X_new, y_new, X_all, y_all):
+        if self.update == "warm_start":
+            self.estimator_.fit(X_all, y_all)
+        else:
+            if not hasattr(self.estimator_, "partial_fit"):
+                raise ValueError(
+                    f"update='partial_fit' needs an estimator with partial_fit; "
+                    f"{type(self.estimator_).__name__} has none."
+                )
+            self.estimator_.partial_fit(X_new, y_new, classes=self.classes_)
+
+    def _predict(self, X):
+        return self.estimator_.predict(X)
+
+    def _predict_proba(self, X):
+        return self.estimator_.predict_proba(X)
+
+    @available_if(_model_has("decision_function"))
+    def decision_function(self, X):
+        """Decision function of the current model.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+
+        Returns
+        -------
+        decision : ndarray of shape (n_samples,) or (n_samples, n_classes)
+        """
+        check_is_fitted(self)
+        return self.estimator_.decision_function(self._check_X(X))
+
+    @available_if(_model_has("predict_proba_samples", through_pipeline=True))
+    def predict_proba_samples(self, X, **kwargs):
+        """Posterior samples of class probabilities, when the estimator provides them.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_pool, n_features)
+        **kwargs : dict
+            Passed on to the estimator (e.g. ``n_samples`` for MC-dropout networks). When the
+            estimator is a Pipeline, ``X`` goes through its first steps' ``transform`` and
+            the last step samples.
+
+        Returns
+        -------
+        samples : ndarray of shape (n_samples, n_pool, n_classes)
+        """
+        check_is_fitted(self)
+        X = self._check_X(X)
+        if isinstance(self.estimator_, Pipeline):
+            X = self.estimator_[:-1].transform(X)
+        return _last_step(self.estimator_).predict_proba_samples(X, **kwargs)
+
+    @available_if(_model_has("transform"))
+    def fit_transform(self, X, y, **fit_params):
+        """Fit (see :meth:`fit`), then embed ``X`` with :meth:`transform`.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+        y : array-like of shape (n_samples,)
+        **fit_params : dict
+            Passed on to :meth:`fit`.
+
+        Returns
+        -------
+        embedding : ndarray of shape (n_samples, n_components)
+        """
+        return self.fit(X, y, **fit_params).transform(X)
+
+    @available_if(_model_has("transform"))
+    def transform(self, X):
+        """Embed ``X`` with the estimator's ``transform`` (e.g. a network's penultimate layer).
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+
+        Returns
+        -------
+        embedding : ndarray of shape (n_samples, n_components)
+        """
+        check_is_fitted(self)
+        return self.estimator_.transform(self._check_X(X))
