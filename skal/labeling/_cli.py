@@ -1,8 +1,7 @@
-"""``skal label``: label a CSV or ``.npy`` pool in the terminal, one key per class, with every
-answer journalled before it is acknowledged, so ``--resume`` continues after any crash;
-``--export FILE`` writes the final labels out instead."""
+"""``skal label``: label a pool in the terminal (or, with ``--web``, in a browser), one key per
+class, with every answer journalled before it is acknowledged, so ``--resume`` continues after
+any crash; ``--export FILE`` writes the final labels out instead."""
 
-import csv
 import os
 import sys
 
@@ -10,6 +9,7 @@ import numpy as np
 
 from skal.labeling._journal import JournalError
 from skal.labeling._labels import check_export_path, export_journal
+from skal.labeling._pools import load_pool as read_pool
 from skal.labeling._session import LabelingSession
 
 _RESERVED = {"s": "skip", "u": "undo", "q": "quit", "?": "help"}
@@ -58,7 +58,35 @@ def add_arguments(parser):
         "--export", metavar="FILE",
         help="write the final labels (after undo and aggregation) to FILE, .csv or .json, "
         "with columns sample_id, label, n_annotators, and exit without labelling; the pool "
-        "and --classes are then optional (given, they are checked against the journal)",
+        "and --classes are then optional (given, they are checked against the journal); "
+        "with --web, write FILE when the server stops",
+    )
+    web = parser.add_argument_group(
+        "web page (--web; needs the web extra: pip install 'skal[web]')")
+    web.add_argument(
+        "--web", action="store_true",
+        help="label in a browser: serve a page on http://127.0.0.1:8000/ instead of the "
+        "terminal; several annotators may open it at once, each under their own name",
+    )
+    web.add_argument(
+        "--host", default="127.0.0.1",
+        help="the interface to listen on (default 127.0.0.1, this machine only); any other "
+        "exposes the page to the network and requires a token, printed once",
+    )
+    web.add_argument("--port", type=int, default=8000, help="the port (0: any free one)")
+    web.add_argument(
+        "--budget", type=int, default=None,
+        help="stop offering samples once this many are labelled (default: the pool)",
+    )
+    web.add_argument(
+        "--show-guess", action="store_true",
+        help="show the model's guess and uncertainty next to each sample (off by default: "
+        "it can bias annotators)",
+    )
+    web.add_argument(
+        "--held-out", metavar="FILE",
+        help="labelled rows for a live learning curve: a .npz with arrays X and y, or a "
+        "CSV with the pool's columns and a 'label' column",
     )
     parser.add_argument(
         "--line-mode", action="store_true",
@@ -68,54 +96,22 @@ def add_arguments(parser):
 
 
 def load_pool(path, id_column=None):
-    """Read a pool: ``(X, sample_ids, show)`` where ``show(i)`` renders row i as text."""
-    if not os.path.exists(path):
-        raise FileNotFoundError(f"No pool file at {path!r}.")
-    if path.endswith(".npy"):
-        data = np.load(path, allow_pickle=False)
-        if data.ndim < 2:
-            raise ValueError(f"{path!r} must hold one sample per row (ndim >= 2).")
-        X = data.reshape(data.shape[0], -1).astype(np.float64)
-        ids = [str(i) for i in range(data.shape[0])]
-        image = data.ndim >= 3
+    """Read a pool: ``(X, sample_ids, show)`` where ``show(i)`` renders row i as text.
 
-        def show(i):
-            if image:
-                return text_preview(data[i])
-            return "  ".join(f"{v:.4g}" for v in data[i][:20])
-
-        return X, ids, show
-    with open(path, newline="") as handle:
-        rows = list(csv.reader(handle))
-    if not rows:
-        raise ValueError(f"{path!r} is empty; a CSV pool needs a header and rows.")
-    header, body = rows[0], [r for r in rows[1:] if r]
-    if not body:
-        raise ValueError(f"The pool is empty: {path!r} has a header but no rows.")
-    if id_column is None and "id" in header:
-        id_column = "id"
-    if id_column is not None and id_column not in header:
-        raise ValueError(f"--id-column {id_column!r} is not a column of {path!r}: {header}.")
-    id_at = None if id_column is None else header.index(id_column)
-    numeric = []
-    for j in range(len(header)):
-        if j == id_at:
-            continue
-        try:
-            [float(r[j]) for r in body]
-        except (ValueError, IndexError):
-            continue
-        numeric.append(j)
-    if not numeric:
-        raise ValueError(f"{path!r} has no numeric column to learn from.")
-    X = np.array([[float(r[j]) for j in numeric] for r in body]).reshape(len(body), -1)
-    ids = [r[id_at] for r in body] if id_at is not None else [str(i) for i in range(len(body))]
+    Any pool :func:`skal.labeling._pools.load_pool` reads (CSV, ``.npy``, ``.txt``, a folder
+    of images or of MNIST files); image arrays are shown as a small text preview.
+    """
+    pool = read_pool(path, id_column)
+    array_rows = pool.kind == "fields" and os.fspath(path).endswith(".npy")
 
     def show(i):
-        return "\n".join(f"  {name:>16} : {value}" for name, value in zip(header, body[i],
-                                                                         strict=False))
+        if pool.kind == "image" and pool.root is None:
+            return text_preview(pool.items[i])
+        if array_rows:
+            return "  ".join(pool.items[i][:20])
+        return pool.text(i)
 
-    return X, ids, show
+    return pool.X, pool.sample_ids, show
 
 
 def text_preview(image, max_width=32, max_height=16):
@@ -176,17 +172,7 @@ def _classes(text):
     return [c.strip() for c in text.split(",") if c.strip()]
 
 
-def run(args):
-    try:
-        if args.export is not None:
-            return _export(args)
-    except JournalError as exc:
-        print(f"skal label: error: {exc}", file=sys.stderr)
-        return 2
-    if args.pool is None or args.classes is None:
-        raise ValueError("give the pool and --classes to label (or --export FILE to export).")
-    classes = _classes(args.classes)
-    keymap = _key_map(classes, args.keys)
+def _check_journal_state(args):
     exists = os.path.exists(args.journal) and os.path.getsize(args.journal) > 0
     if exists and not args.resume:
         raise ValueError(
@@ -195,6 +181,24 @@ def run(args):
         )
     if args.resume and not exists:
         raise FileNotFoundError(f"--resume: there is no journal at {args.journal!r}.")
+
+
+def run(args):
+    try:
+        if args.export is not None and not args.web:
+            return _export(args)
+    except JournalError as exc:
+        print(f"skal label: error: {exc}", file=sys.stderr)
+        return 2
+    if args.pool is None or args.classes is None:
+        raise ValueError("give the pool and --classes to label (or --export FILE to export).")
+    classes = _classes(args.classes)
+    if args.web:
+        from skal.labeling._webcli import run_web
+
+        return run_web(args, classes, _check_journal_state)
+    keymap = _key_map(classes, args.keys)
+    _check_journal_state(args)
     X, ids, show = load_pool(args.pool, args.id_column)
     try:
         session = LabelingSession(
