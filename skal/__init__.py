@@ -7,6 +7,7 @@ from skal.learners import ActiveLearner, CommitteeLearner
 from skal.strategies import (
     BADGE,
     BALD,
+    ActiveLearningByLearning,
     BatchBALD,
     ConsensusEntropy,
     CoreSet,
@@ -44,4 +45,5 @@ __all__ = [
     "BALD",
     "BatchBALD",
     "StochasticBALD",
+    "ActiveLearningByLearning",
 ]

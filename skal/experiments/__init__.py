@@ -5,7 +5,8 @@ known labels and returns a tidy :class:`pandas.DataFrame`; :func:`summarize`,
 :func:`compare_to_random`, :func:`aulc` and :func:`labels_to_target` condense it; the
 ``plot_*`` functions draw it. The ``skal run`` command is built on them.
 :class:`BalancedInitialSet`, :func:`early_stopping_params` and :func:`fixed_length_loader`
-reproduce published protocols (the BatchBALD paper's MNIST set-up).
+reproduce published protocols (the BatchBALD paper's MNIST set-up); :func:`run_tabular_benchmark`
+runs Lu, Li & Lin's tabular benchmark (``docs/tabular_benchmark.rst``).
 """
 
 from skal.experiments._plot import plot_labels_to_target, plot_learning_curves
@@ -23,6 +24,14 @@ from skal.experiments._summary import (
     quantiles,
     summarize,
 )
+from skal.experiments._tabular_benchmark import (
+    QueryModel,
+    load_benchmark_data,
+    protocol_aubc,
+    protocol_split,
+    run_tabular_benchmark,
+    summarize_tabular_benchmark,
+)
 
 __all__ = [
     "run_experiment",
@@ -37,4 +46,10 @@ __all__ = [
     "class_balanced_rows",
     "early_stopping_params",
     "fixed_length_loader",
+    "QueryModel",
+    "load_benchmark_data",
+    "protocol_split",
+    "protocol_aubc",
+    "run_tabular_benchmark",
+    "summarize_tabular_benchmark",
 ]

@@ -14,6 +14,7 @@ from skal.strategies._bayesian import (
 from skal.strategies._coldstart import ProbCover, TypiClust
 from skal.strategies._committee import ConsensusEntropy, KLDivergence, VoteEntropy
 from skal.strategies._diversity import BADGE, CoreSet, RankedBatch
+from skal.strategies._portfolio import ActiveLearningByLearning
 from skal.strategies._uncertainty import (
     DecisionMargin,
     EntropySampling,
@@ -42,6 +43,7 @@ __all__ = [
     "BALD",
     "BatchBALD",
     "StochasticBALD",
+    "ActiveLearningByLearning",
     "bald_terms",
     "greedy_batchbald",
 ]
