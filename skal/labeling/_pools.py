@@ -2,6 +2,7 @@
 to a person (an image, CSV fields or a line of text), read from a folder of PNG/JPEG files, a
 ``.npy`` image array, an MNIST folder, a CSV file or a text file."""
 
+import base64
 import csv
 import io
 import os
@@ -51,7 +52,12 @@ class Pool:
         return len(self.sample_ids)
 
     def payload(self, index):
-        """What the web page shows of row ``index``, as JSON-able data (images by URL)."""
+        """What the web page shows of row ``index``, as JSON-able data (image files by URL,
+        image arrays as PNG data URLs)."""
+        if self.kind == "image" and self.root is None:
+            # Small images travel inside the answer: no second request before showing them.
+            data = base64.b64encode(encode_png(self.items[index])).decode("ascii")
+            return {"kind": "image", "image": f"data:image/png;base64,{data}"}
         if self.kind == "image":
             return {"kind": "image", "image": f"api/image/{index}"}
         if self.kind == "text":

@@ -10,6 +10,7 @@ import json
 import secrets
 import signal
 import socket
+import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 from importlib import resources
@@ -591,11 +592,17 @@ def serve(app, host="127.0.0.1", port=8000, *, announce=print):
     # uvicorn shuts down gracefully on SIGINT/SIGTERM, then raises the signal again: both
     # end here, so the caller can export and say goodbye.
     previous = signal.signal(signal.SIGTERM, stop)
+    # While a query-ahead thread fits a model, the server's thread waits for the GIL at each
+    # of its many small steps; a shorter switch interval cuts that wait (measured in
+    # benchmarks/bench_web_latency.py).
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(min(interval, 0.0005))
     try:
         server.run(sockets=[sock])
     except KeyboardInterrupt:
         pass
     finally:
+        sys.setswitchinterval(interval)
         signal.signal(signal.SIGTERM, previous)
         sock.close()
 
