@@ -44,7 +44,8 @@ class DivergenceCheck(Callback):
 
     A NaN loss never recovers (the weights it updates turn NaN too) and a network with NaN
     weights predicts NaN for every row, so training stops at once rather than running the
-    remaining epochs. :class:`~skal.nets.NetClassifier` has it among its default callbacks as
+    remaining epochs. :class:`~skal.nets.NetClassifier` and :class:`~skal.nets.NetRegressor`
+    have it among their default callbacks as
     ``"divergence_check"``; ``callbacks__divergence_check=None`` turns it off.
     """
 

@@ -6,6 +6,7 @@ forward hook on each dropout layer multiplies its output by mask ``k`` of a bank
 drawn once per call. Nothing of the user's module is changed afterwards. With ``expand=True``
 the rows enter once and the first dropout layer to run repeats its output for each pass, so
 the layers before it (identical in every pass) are computed once per row, not once per pass.
+:func:`fill_samples` is the sampling loop the networks of :mod:`skal.nets` share.
 """
 
 import warnings
@@ -156,3 +157,120 @@ class ConsistentMCDropout:
             return output * bank[passes]
 
         return hook
+
+
+def first_output(output):
+    """The prediction of a module's output: skorch lets a module return a tuple led by it."""
+    return output[0] if isinstance(output, tuple | list) else output
+
+
+def module_device(module):
+    """The device of a module's first parameter or buffer (the CPU when it has neither)."""
+    for tensor in module.parameters():
+        return tensor.device
+    for tensor in module.buffers():
+        return tensor.device
+    return torch.device("cpu")
+
+
+def rows_tensor(X, rows, device):
+    """``X[rows]`` as a tensor on ``device``; copied when read-only (a memory map), as torch
+    needs writable arrays."""
+    block = X[rows]
+    if not block.flags.writeable:
+        block = block.copy()
+    return torch.from_numpy(block).to(device)
+
+
+def fill_samples(samples, module, mc, X, batch_rows, nonlin, shared_prefix=True):
+    """Fill ``samples`` (passes, rows, outputs) with ``nonlin`` of the module's MC outputs.
+
+    Runs inside ``mc``, a :class:`ConsistentMCDropout` over ``module`` entered for
+    ``samples.shape[0]`` passes, under :func:`torch.inference_mode`. With ``shared_prefix``,
+    the layers before the first dropout layer run once per row when a probe on a few rows
+    shows that this gives the same outputs as running the whole network once per pass (and
+    the whole network runs once per pass otherwise).
+    """
+    shared = (
+        shared_prefix
+        and samples.shape[0] > 1
+        and mc.has_dropout
+        and _shared_prefix_agrees(module, mc, X)
+    )
+    if shared:
+        try:
+            _fill_mc_samples(samples, module, mc, X, batch_rows, nonlin, shared=True)
+            return samples
+        except _PrefixMismatch:
+            pass
+    _fill_mc_samples(samples, module, mc, X, batch_rows, nonlin, shared=False)
+    return samples
+
+
+class _PrefixMismatch(Exception):
+    """Computing the prefix once did not give one output row per pool row and pass."""
+
+
+# Rows that check that a module allows the shared prefix, and passes they check it over.
+_PROBE_ROWS = 3
+_PROBE_PASSES = 3
+
+
+def _mc_forward(module, mc, xb, start, stop, shared):
+    """The module's output for passes ``start..stop-1`` of the rows ``xb``, pass-major."""
+    n_rows, n_passes = xb.shape[0], stop - start
+    mc.use_passes(start, stop, n_rows, expand=shared)
+    if shared or n_passes == 1:
+        inputs = xb
+    else:
+        inputs = xb.repeat((n_passes,) + (1,) * (xb.dim() - 1))
+    try:
+        output = first_output(module(inputs))
+    except RuntimeError as exc:
+        # Expanding at the dropout layer broke a shape somewhere after it.
+        if not shared or isinstance(exc, torch.cuda.OutOfMemoryError):
+            raise
+        raise _PrefixMismatch from exc
+    if output.shape[0] != n_passes * n_rows:
+        if shared:
+            raise _PrefixMismatch
+        raise ValueError(
+            f"The module returned {output.shape[0]} rows for {n_passes * n_rows} input rows: "
+            "MC dropout sampling needs one output row per input row."
+        )
+    return output
+
+
+def _shared_prefix_agrees(module, mc, X):
+    """Whether a few rows' outputs are the same with the prefix computed once as per pass."""
+    xb = rows_tensor(X, slice(0, _PROBE_ROWS), module_device(module))
+    stop = min(mc.n_samples, _PROBE_PASSES)
+    try:
+        shared = _mc_forward(module, mc, xb, 0, stop, shared=True)
+    except _PrefixMismatch:
+        return False
+    full = _mc_forward(module, mc, xb, 0, stop, shared=False)
+    # Outputs (logits), not probabilities: a saturated softmax would hide a difference.
+    return bool(torch.allclose(shared, full, rtol=1e-4, atol=1e-5))
+
+
+def _fill_mc_samples(samples, module, mc, X, batch_rows, nonlin, shared):
+    """Fill ``samples`` (passes, rows, outputs), holding at most ``batch_rows`` rows at once.
+
+    A chunk of rows runs several passes in one forward pass when it is smaller than
+    ``batch_rows``. With the shared prefix, chunks have ``batch_rows // n_passes`` rows, so
+    that after the expansion one forward pass holds the chunk's rows for all passes (at most
+    ``batch_rows`` rows) and the prefix runs once per row.
+    """
+    n_passes = samples.shape[0]
+    device = module_device(module)
+    chunk = max(1, batch_rows // n_passes) if shared else batch_rows
+    for first in range(0, X.shape[0], chunk):
+        rows = slice(first, min(first + chunk, X.shape[0]))
+        xb = rows_tensor(X, rows, device)
+        passes_per_forward = max(1, batch_rows // xb.shape[0])
+        for start in range(0, n_passes, passes_per_forward):
+            stop = min(n_passes, start + passes_per_forward)
+            output = _mc_forward(module, mc, xb, start, stop, shared)
+            values = nonlin(output).reshape(stop - start, xb.shape[0], -1)
+            samples[start:stop, rows] = values.to(torch.float32).cpu().numpy()

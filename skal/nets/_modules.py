@@ -13,8 +13,8 @@ from torch import nn
 def _check_size(value, name):
     if value is None:
         raise ValueError(
-            f"{name} is None: build the module through NetClassifier, which infers it from the "
-            f"data, or pass module__{name}."
+            f"{name} is None: build the module through NetClassifier or NetRegressor, which "
+            f"infer it from the data, or pass module__{name}."
         )
     if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
         raise ValueError(f"{name} must be a positive integer, got {value!r}.")
@@ -25,16 +25,19 @@ class MLP(nn.Module):
     """Multi-layer perceptron with dropout after every hidden layer.
 
     Each hidden layer is ``Linear -> [BatchNorm1d] -> ReLU -> Dropout``; the output layer is a
-    ``Linear`` producing logits. Under :meth:`NetClassifier.predict_proba_samples
-    <skal.nets.NetClassifier.predict_proba_samples>` the dropout layers become consistent MC
-    dropout and batch normalisation stays in evaluation mode.
+    ``Linear`` producing logits (or, in a regressor, the predictions). Under
+    :meth:`NetClassifier.predict_proba_samples <skal.nets.NetClassifier.predict_proba_samples>`
+    (and NetRegressor's samples) the dropout layers become consistent MC dropout and batch
+    normalisation stays in evaluation mode.
 
     Parameters
     ----------
     n_features : int, default=None
-        Input features; :class:`~skal.nets.NetClassifier` fills it in from the data.
+        Input features; :class:`~skal.nets.NetClassifier` and
+        :class:`~skal.nets.NetRegressor` fill it in from the data.
     n_classes : int, default=None
-        Output logits; :class:`~skal.nets.NetClassifier` fills it in from ``y``.
+        Output units: logits for :class:`~skal.nets.NetClassifier`, predicted values for
+        :class:`~skal.nets.NetRegressor`; both fill it in from ``y``.
     hidden_units : int or tuple of int, default=(100,)
         Width of each hidden layer.
     dropout : float, default=0.5
