@@ -23,10 +23,9 @@ DEFAULT_OUT = ROOT / "docs" / "results" / "tabular_benchmark"
 def main(argv=None):
     from skal.experiments._tabular_benchmark import (
         DATASETS,
-        compare_strategies,
-        load_repetitions,
+        plot_tabular_benchmark,
         run_tabular_benchmark,
-        summarize_tabular_benchmark,
+        write_tables,
     )
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -51,18 +50,11 @@ def main(argv=None):
                               strategies=args.strategies, batch_sizes=args.batch_sizes,
                               n_repetitions=args.repetitions,
                               large_repetitions=args.large_repetitions)
-    repetitions = load_repetitions(out)
-    if repetitions.empty:
+    summary = write_tables(out)
+    if summary.empty:
         print("no finished repetitions yet")
         return 0
-    repetitions.to_csv(out / "repetitions.csv", index=False, float_format="%.6g")
-    summary = summarize_tabular_benchmark(repetitions)
-    summary.to_csv(out / "summary.csv", index=False, float_format="%.6g")
-    compare_strategies(repetitions).to_csv(out / "strategies.csv", index=False,
-                                           float_format="%.4g")
     if args.plot:
-        from skal.experiments._tabular_benchmark import plot_tabular_benchmark
-
         plot_tabular_benchmark(summary, out / "aubc.png")
     print(summary.to_string(index=False))
     return 0

@@ -51,7 +51,12 @@ DEFAULTS = {
     "validation_size": 0,
     "patience": 3,
     "epoch_samples": None,
+    # a published benchmark run as a whole: "tabular_benchmark" (Lu, Li & Lin; data is the
+    # folder of its CSVs, datasets a list of their names or all of them)
+    "recipe": None,
+    "datasets": None,
 }
+RECIPES = ("tabular_benchmark",)
 INITIAL_STRATEGIES = ("random", "balanced")
 
 # Strategies that need posterior samples: query-by-committee ones get a CommitteeLearner;
@@ -326,6 +331,7 @@ STRATEGY_NAMES = {
     "RankedBatch": "ranked_batch",
     "TypiClust": "typiclust",
     "ProbCover": "probcover",
+    "ActiveLearningByLearning": "albl",
 }
 
 
@@ -708,6 +714,14 @@ def run(args):
     if getattr(args, "list", False):
         return _list_choices()
     options = resolve_options(args)
+    if options["recipe"] is not None:
+        if options["recipe"] not in RECIPES:
+            raise ValueError(f"unknown recipe {options['recipe']!r}; known: {', '.join(RECIPES)}")
+        from skal.experiments._tabular_benchmark import run_recipe
+
+        out = _output_dir(options, args, "tabular-benchmark")
+        write_config(options, out / "config.toml")
+        return run_recipe(options, out, progress=not getattr(args, "quiet", False))
     _check_device(options)
     X_pool, X_test, y_pool, y_test, data_name = load_data(options)
     n_classes = np.unique(y_pool).size

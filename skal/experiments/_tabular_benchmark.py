@@ -435,3 +435,80 @@ def compare_strategies(repetitions, baseline="random", alpha=0.05):
                          "n_datasets": len(means.index), "mean_rank": ranks[strategy],
                          "wins": wins, "ties": ties, "losses": losses})
     return pd.DataFrame(rows).sort_values(["batch_size", "mean_rank"]).reset_index(drop=True)
+
+
+def write_tables(out_dir):
+    """Rewrite ``repetitions.csv``, ``summary.csv`` and ``strategies.csv`` from the result
+    files under ``out_dir``; return the summary (empty when nothing finished yet)."""
+    out_dir = Path(out_dir)
+    repetitions = load_repetitions(out_dir)
+    if repetitions.empty:
+        return summarize_tabular_benchmark(repetitions)
+    repetitions.to_csv(out_dir / "repetitions.csv", index=False, float_format="%.6g")
+    summary = summarize_tabular_benchmark(repetitions)
+    summary.to_csv(out_dir / "summary.csv", index=False, float_format="%.6g")
+    compare_strategies(repetitions).to_csv(out_dir / "strategies.csv", index=False,
+                                           float_format="%.4g")
+    return summary
+
+
+def run_recipe(options, out_dir, progress=True):
+    """``skal run`` with ``recipe = "tabular_benchmark"``: run or resume, then the tables.
+
+    Uses the options ``data`` (the folder of the CSVs), ``datasets`` (None: all present),
+    ``strategies``, ``batch_size`` and ``repeats`` (repetitions per data set, spambase
+    included).
+    """
+    data_dir = Path(str(options["data"]))
+    if not data_dir.is_dir():
+        raise ValueError(f"recipe tabular_benchmark needs data = the folder of the benchmark "
+                         f"CSVs, got {options['data']!r}")
+    datasets = options["datasets"]
+    if isinstance(datasets, str):
+        datasets = datasets.split()
+    n = options["repeats"]
+    run_tabular_benchmark(data_dir, out_dir, datasets=datasets,
+                          strategies=list(options["strategies"]),
+                          batch_sizes=[options["batch_size"]], n_repetitions=n,
+                          large_repetitions=n, progress=progress)
+    summary = write_tables(out_dir)
+    columns = ["dataset", "strategy", "batch_size", "n_repetitions", "aubc_mean", "aubc_std",
+               "paper_aubc_mean", "difference_in_se", "seconds_mean"]
+    print(summary[columns].to_string(index=False, float_format=lambda v: f"{v:.4f}"))
+    print(f"\nresults written to {out_dir}/ (rerun the same command to resume)")
+    return 0
+
+
+def plot_tabular_benchmark(summary, path, batch_size=1):
+    """Draw skal's AUBC (mean +/- 2 standard errors) beside the paper's, per data set."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    block = summary[(summary["batch_size"] == batch_size)
+                    & summary["paper_aubc_mean"].notna()]
+    strategies = [s for s in ("random", "decision_margin", "entropy")
+                  if s in set(block["strategy"])]
+    datasets = [d for d in DATASETS if d in set(block["dataset"])]
+    fig, axes = plt.subplots(1, len(strategies), figsize=(4.2 * len(strategies), 4.4),
+                             layout="constrained", squeeze=False)
+    labels = {"random": "random (Uniform)", "decision_margin": "US-C (DecisionMargin)",
+              "entropy": "US-NC (entropy, logistic query model)"}
+    for ax, strategy in zip(axes[0], strategies, strict=True):
+        rows = block[block["strategy"] == strategy].set_index("dataset").reindex(datasets)
+        y = np.arange(len(datasets))
+        se = rows["aubc_std"] / np.sqrt(rows["n_repetitions"])
+        paper_se = rows["paper_aubc_std"] / np.sqrt([PAPER_REPETITIONS[d] for d in datasets])
+        ax.errorbar(rows["paper_aubc_mean"], y + 0.15, xerr=2 * paper_se, fmt="s",
+                    color="0.45", label="paper (±2 SE)")
+        ax.errorbar(rows["aubc_mean"], y - 0.15, xerr=2 * se, fmt="o", color="C0",
+                    label="skal (±2 SE)")
+        ax.set_yticks(y, datasets)
+        ax.invert_yaxis()
+        ax.set_xlabel("AUBC")
+        ax.set_title(labels[strategy], fontsize=10)
+        ax.grid(axis="x", alpha=0.3)
+    axes[0, 0].legend(loc="lower right", fontsize=8)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
