@@ -220,6 +220,29 @@ def test_diverged_training_is_an_error(data):
         tiny_net().fit(overflowing(X), y)
 
 
+def test_inference_never_returns_non_finite_values(data):
+    X, y = data
+    net = tiny_net().fit(X, y)
+    with torch.no_grad():
+        next(net.module_.parameters()).view(-1)[0] = float("nan")
+    for method in ("predict", "predict_samples", "transform"):
+        with pytest.raises(ValueError, match="non-finite .*weights are non-finite"):
+            getattr(net, method)(X)
+    with pytest.raises(ValueError, match="non-finite .*weights are non-finite"):
+        net.predict(X, return_std=True)
+
+
+def test_validation_split_scoring_works(data):
+    # skorch scores a validation split by calling predict on its own Dataset.
+    from skorch.callbacks import EpochScoring
+    from skorch.dataset import ValidSplit
+
+    X, y = data
+    net = tiny_net(train_split=ValidSplit(5), max_epochs=3,
+                   callbacks=[EpochScoring("r2", lower_is_better=False)]).fit(X, y)
+    assert np.isfinite(net.history[-1, "valid_loss"]) and net.history[-1, "r2"] <= 1.0
+
+
 # ---------------------------------------------------------------------- CUDA
 @cuda
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
