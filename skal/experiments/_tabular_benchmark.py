@@ -404,27 +404,37 @@ def summarize_tabular_benchmark(repetitions):
 
 def compare_strategies(repetitions, baseline="random", alpha=0.05):
     """Per batch size: each strategy's mean rank over data sets and wins/ties/losses vs
-    ``baseline`` (Wilcoxon signed-rank test on the AUBC of the seeds both ran, at ``alpha``).
+    ``baseline`` (Wilcoxon signed-rank test on the paired AUBC, at ``alpha``).
 
-    Ranks are of the mean AUBC per data set among the strategies run on every data set of
-    that batch size (1 = best).
+    Only data sets on which every strategy of that batch size ran count, and on each only the
+    seeds every strategy ran, so that all comparisons are paired. Ranks are of the mean AUBC
+    over those seeds (1 = best, ties share the mean rank).
     """
     import pandas as pd
     from scipy import stats
 
     rows = []
     for batch_size, block in repetitions.groupby("batch_size"):
-        means = block.pivot_table(index="dataset", columns="strategy", values="aubc",
-                                  aggfunc="mean").dropna(axis=1)
-        ranks = means.rank(axis=1, ascending=False).mean()
-        for strategy in means.columns:
+        strategies = sorted(block["strategy"].unique())
+        means, pairs = {}, {}
+        for dataset, group in block.groupby("dataset"):
+            table = group.pivot_table(index="seed", columns="strategy", values="aubc")
+            if set(table.columns) != set(strategies):
+                continue
+            table = table.dropna()
+            if len(table) == 0:
+                continue
+            pairs[dataset] = table
+            means[dataset] = table.mean()
+        if not means:
+            continue
+        ranks = pd.DataFrame(means).T.rank(axis=1, ascending=False).mean()
+        for strategy in strategies:
             wins = ties = losses = 0
-            for dataset in means.index:
-                pair = block[block["dataset"] == dataset].pivot_table(
-                    index="seed", columns="strategy", values="aubc").dropna()
-                if strategy == baseline or strategy not in pair or baseline not in pair:
+            for table in pairs.values():
+                if strategy == baseline or baseline not in table:
                     continue
-                diff = pair[strategy] - pair[baseline]
+                diff = table[strategy] - table[baseline]
                 p = stats.wilcoxon(diff).pvalue if (diff != 0).any() and len(diff) > 1 else 1.0
                 if p < alpha:
                     wins += diff.mean() > 0
@@ -432,8 +442,10 @@ def compare_strategies(repetitions, baseline="random", alpha=0.05):
                 else:
                     ties += 1
             rows.append({"batch_size": int(batch_size), "strategy": strategy,
-                         "n_datasets": len(means.index), "mean_rank": ranks[strategy],
-                         "wins": wins, "ties": ties, "losses": losses})
+                         "n_datasets": len(means),
+                         "n_repetitions": int(min(len(t) for t in pairs.values())),
+                         "mean_rank": ranks[strategy], "wins": wins, "ties": ties,
+                         "losses": losses})
     return pd.DataFrame(rows).sort_values(["batch_size", "mean_rank"]).reset_index(drop=True)
 
 
@@ -447,9 +459,38 @@ def write_tables(out_dir):
     repetitions.to_csv(out_dir / "repetitions.csv", index=False, float_format="%.6g")
     summary = summarize_tabular_benchmark(repetitions)
     summary.to_csv(out_dir / "summary.csv", index=False, float_format="%.6g")
-    compare_strategies(repetitions).to_csv(out_dir / "strategies.csv", index=False,
-                                           float_format="%.4g")
+    strategies = compare_strategies(repetitions)
+    strategies.to_csv(out_dir / "strategies.csv", index=False, float_format="%.4g")
+    _display_tables(summary, strategies, out_dir)
     return summary
+
+
+def _display_tables(summary, strategies, out_dir):
+    """The docs page's tables, formatted (``reproduction_table.csv``, ``strategy_table.csv``)."""
+    import pandas as pd
+
+    paper = summary[summary["paper_aubc_mean"].notna()]
+    rows = [{
+        "data set": r.dataset, "strategy": _DISPLAY.get(r.strategy, r.strategy),
+        "skal reps": r.n_repetitions,
+        "skal AUBC": f"{r.aubc_mean:.4f} ± {r.aubc_std:.4f}",
+        "paper AUBC": f"{r.paper_aubc_mean:.4f} ± {r.paper_aubc_std:.4f}",
+        "difference / SE": f"{r.difference_in_se:+.2f}",
+        "s per rep": f"{r.seconds_mean:.1f}",
+    } for r in paper.itertuples()]
+    pd.DataFrame(rows).to_csv(out_dir / "reproduction_table.csv", index=False)
+    rows = [{
+        "batch size": r.batch_size, "strategy": _DISPLAY.get(r.strategy, r.strategy),
+        "data sets": r.n_datasets, "reps (at least)": r.n_repetitions,
+        "mean rank": f"{r.mean_rank:.2f}",
+        "wins / ties / losses vs random": "-" if r.strategy == "random"
+        else f"{r.wins} / {r.ties} / {r.losses}",
+    } for r in strategies.itertuples()]
+    pd.DataFrame(rows).to_csv(out_dir / "strategy_table.csv", index=False)
+
+
+_DISPLAY = {"decision_margin": "US-C (decision_margin)", "entropy": "US-NC (entropy)",
+            "albl": "ALBL (albl)"}
 
 
 def run_recipe(options, out_dir, progress=True):
