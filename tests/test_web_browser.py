@@ -48,7 +48,7 @@ def open_browser():
     options = webdriver.ChromeOptions()
     options.binary_location = binary
     for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                "--window-size=1060,640", "--disable-extensions"):
+                "--window-size=1060,800", "--disable-extensions"):
         options.add_argument(arg)
     return webdriver.Chrome(service=Service(driver), options=options)
 
@@ -190,6 +190,7 @@ def test_label_20_by_key_presses_undo_reload(tmp_path, browsers, servers, data):
     assert "undone" in browser.find_element(By.ID, "status").text
     WebDriverWait(browser, WAIT, poll_frequency=0.02).until(
         lambda b: b.find_element(By.ID, "guess").is_displayed()
+        and b.find_element(By.ID, "curve").is_displayed()
         and b.find_elements(By.CSS_SELECTOR, "#curve polyline"))
     screenshot = tmp_path / "page.png"
     browser.save_screenshot(str(screenshot))

@@ -133,8 +133,11 @@ class _ModelWatcher:
                 model.fit(take_rows(self.X, np.asarray(positions, dtype=np.intp)),
                           np.asarray(labels))
                 if self.held_out is not None:
-                    score = float(model.score(*self.held_out))
-                    self.curve_ = [*self.curve_, (len(positions), round(score, 4))]
+                    score = round(float(model.score(*self.held_out)), 4)
+                    # One point per number of labels, the latest fit's (undo goes back).
+                    points = dict(self.curve_)
+                    points[len(positions)] = score
+                    self.curve_ = sorted(points.items())
                 self.model_, self._done_key = model, key
         finally:
             self._running = False
