@@ -130,3 +130,18 @@ def test_empty_portfolio_is_an_error():
     learner = ActiveLearner(LogisticRegression(), ActiveLearningByLearning([]), budget=20)
     with pytest.raises(ValueError, match="at least one strategy"):
         learner.fit(X, y)
+
+
+def test_runs_in_a_labeling_session(tmp_path):
+    from skal.labeling import LabelingSession
+
+    X, y = make_classification(n_samples=60, n_features=4, random_state=2)
+    learner = ActiveLearner(LogisticRegression(), ActiveLearningByLearning(random_state=0),
+                            batch_size=3)
+    ids = [f"row-{i}" for i in range(len(X))]
+    with LabelingSession(learner, X, tmp_path / "journal.sqlite", classes=[0, 1],
+                         sample_ids=ids) as session:
+        for _ in range(3):
+            for query in session.next_batch():
+                session.label(query.sample_id, int(y[ids.index(query.sample_id)]))
+        assert session.n_labels_ == 9
