@@ -3,24 +3,30 @@
 ``import skal`` never imports torch; the deep-learning parts load it on first use.
 """
 
-from skal.learners import ActiveLearner, CommitteeLearner
+from skal.learners import ActiveLearner, ActiveRegressor, CommitteeLearner, CommitteeRegressor
 from skal.strategies import (
     BADGE,
     BALD,
+    EMCM,
+    MMC,
     ActiveLearningByLearning,
+    AdaptiveMultilabel,
     BatchBALD,
     ConsensusEntropy,
     CoreSet,
     DecisionMargin,
     EntropySampling,
+    GreedySampling,
     KLDivergence,
     LeastConfidence,
     MarginSampling,
+    MultilabelMargin,
     ProbCover,
     RandomSampling,
     RankedBatch,
     StochasticBALD,
     TypiClust,
+    VarianceSampling,
     VoteEntropy,
 )
 
@@ -28,7 +34,9 @@ __version__ = "0.1.0.dev0"
 
 __all__ = [
     "ActiveLearner",
+    "ActiveRegressor",
     "CommitteeLearner",
+    "CommitteeRegressor",
     "RandomSampling",
     "LeastConfidence",
     "MarginSampling",
@@ -45,5 +53,11 @@ __all__ = [
     "BALD",
     "BatchBALD",
     "StochasticBALD",
+    "VarianceSampling",
+    "EMCM",
+    "GreedySampling",
+    "MultilabelMargin",
+    "MMC",
+    "AdaptiveMultilabel",
     "ActiveLearningByLearning",
 ]

@@ -1,7 +1,10 @@
-"""The registry of public strategies that shared tests run over, and a learner for each."""
+"""The registry of public strategies that shared tests run over, a learner for each, and
+targets of the kind each one handles."""
+
+import numpy as np
 
 import skal.strategies as strategies
-from skal import ActiveLearner, CommitteeLearner
+from skal import ActiveLearner, ActiveRegressor, CommitteeLearner, CommitteeRegressor
 
 STRATEGY_NAMES = [
     name for name in strategies.__all__
@@ -12,15 +15,27 @@ STRATEGY_NAMES = [
 COLD_START = {"RandomSampling", "CoreSet", "TypiClust", "ProbCover"}
 # Strategies that need posterior samples (a committee or an MC-dropout network).
 NEEDS_SAMPLES = {"VoteEntropy", "KLDivergence", "ConsensusEntropy", "BALD", "BatchBALD",
-                 "StochasticBALD"}
+                 "StochasticBALD", "EMCM"}
+# The kind of target each strategy is for; the others are for single-label classification.
+# RandomSampling, CoreSet, TypiClust and ProbCover take any target and are tested with
+# class labels here.
+REGRESSION = {"VarianceSampling", "EMCM", "GreedySampling"}
+MULTILABEL = {"MultilabelMargin", "MMC", "AdaptiveMultilabel"}
 
 
 def learner_for(name, **params):
     """A learner that offers what strategy ``name`` needs, with ``params`` set.
 
     ``n_estimators`` sizes the committee of the strategies that need posterior samples.
+    Regressors mark unlabelled rows with -1, as the classifiers do, so that one ``y`` made
+    by :func:`targets_for` serves every test.
     """
     n_estimators = params.pop("n_estimators", 3)
+    if name in REGRESSION:
+        params.setdefault("missing_label", -1)
+        if name in NEEDS_SAMPLES:
+            return CommitteeRegressor(n_estimators=n_estimators, random_state=0, **params)
+        return ActiveRegressor(random_state=0, **params)
     if name in NEEDS_SAMPLES:
         return CommitteeLearner(n_estimators=n_estimators, random_state=0, **params)
     estimator = None
@@ -28,4 +43,28 @@ def learner_for(name, **params):
         from sklearn.svm import LinearSVC
 
         estimator = LinearSVC()
+    if name in MULTILABEL:
+        from sklearn.linear_model import LogisticRegression
+        from sklearn.multiclass import OneVsRestClassifier
+
+        estimator = OneVsRestClassifier(LogisticRegression())
     return ActiveLearner(estimator, random_state=0, **params)
+
+
+def targets_for(name, y, X=None):
+    """Class labels ``y`` (-1 = unlabelled) turned into the targets strategy ``name`` is for.
+
+    Regression: the labels as floats (-1 stays the missing mark). Multi-label: an indicator
+    matrix with a column per class plus one from the sign of ``X[:, 0]`` (or the row parity),
+    unlabelled rows -1 in every column.
+    """
+    y = np.asarray(y)
+    if name in REGRESSION:
+        return y.astype(np.float64)
+    if name not in MULTILABEL:
+        return y
+    classes = np.unique(y[y != -1])
+    extra = (np.arange(len(y)) % 2) if X is None else (np.asarray(X)[:, 0] > 0)
+    Y = np.column_stack([y == c for c in classes] + [extra]).astype(int)
+    Y[y == -1] = -1
+    return Y

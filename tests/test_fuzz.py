@@ -6,7 +6,7 @@ import warnings
 
 import numpy as np
 import pytest
-from _registry import STRATEGY_NAMES, learner_for
+from _registry import STRATEGY_NAMES, learner_for, targets_for
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -69,6 +69,7 @@ def test_learner_and_strategy_on_random_input(name, data):
     y = np.arange(n_rows) % n_classes
     if data.draw(st.booleans(), "unlabel"):
         y = np.where(np.arange(n_rows) % 3 == 0, y, -1)
+    y = targets_for(name, y)
     simulate = data.draw(st.booleans(), "simulate")
     budget = data.draw(st.integers(1, 30), "budget") if simulate else None
     batch_size = data.draw(BATCH_SIZES, "batch_size")

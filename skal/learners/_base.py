@@ -11,21 +11,18 @@ import warnings
 from abc import ABCMeta, abstractmethod
 
 import numpy as np
-from sklearn.base import BaseEstimator, ClassifierMixin, MetaEstimatorMixin, clone
+from sklearn.base import BaseEstimator, MetaEstimatorMixin, clone
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline
 from sklearn.utils import TransformerTags, check_random_state, get_tags
 from sklearn.utils.metaestimators import available_if
-from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import _num_samples, check_is_fitted, validate_data
 
 from skal._validation import (
     as_row_container,
     check_finite_numeric,
-    check_label_vector,
     check_same_length,
     concat_rows,
-    label_kinds,
 )
 from skal.strategies._base import (
     check_query_strategy,
@@ -107,12 +104,16 @@ def _last_step(model):
     return model[-1] if isinstance(model, Pipeline) else model
 
 
-class BaseActiveLearner(ClassifierMixin, MetaEstimatorMixin, BaseEstimator, metaclass=ABCMeta):
-    """The active-learning loop shared by :class:`ActiveLearner` and ``CommitteeLearner``.
+class BaseActiveLearner(MetaEstimatorMixin, BaseEstimator, metaclass=ABCMeta):
+    """The active-learning loop shared by every learner.
 
     Subclasses implement ``_fit_model``, ``_update_model``, ``_default_strategy`` and
-    ``_models_for_delegation``.
+    ``_models_for_delegation``, name the attribute that holds the fitted model
+    (``_model_attribute``), and say what ``y`` is with ``_target_rules(y)`` (an object of
+    :mod:`skal.learners._targets`); a classifier or regressor mixin gives ``score``.
     """
+
+    _model_attribute = "estimator_"
 
     # ------------------------------------------------------------------ public API
     def fit(self, X, y, *, initial_rows=None, on_cycle=None):
@@ -129,8 +130,10 @@ class BaseActiveLearner(ClassifierMixin, MetaEstimatorMixin, BaseEstimator, meta
         ----------
         X : array-like, sparse matrix or DataFrame of shape (n_samples, n_features)
             All rows, labelled and not. Anything the estimator accepts.
-        y : array-like of shape (n_samples,)
-            Labels; rows equal to ``missing_label`` are unlabelled.
+        y : array-like of shape (n_samples,) or (n_samples, n_outputs)
+            Labels (classifiers: a class per row, or a 0/1 indicator matrix for multi-label
+            data; regressors: numbers). Rows equal to ``missing_label`` (in every column)
+            are unlabelled.
         initial_rows : array-like of bool of shape (n_samples,) or of int, default=None
             Simulated runs only: the initial labelled set, given directly instead of drawn
             by ``initial_strategy`` (``n_initial`` is then ignored), e.g. to reproduce a
@@ -167,14 +170,16 @@ class BaseActiveLearner(ClassifierMixin, MetaEstimatorMixin, BaseEstimator, meta
         if not self.__sklearn_tags__().input_tags.allow_nan:
             check_finite_numeric(X)
         check_same_length(X, y)
-        y, missing = check_label_vector(y, self.missing_label)
+        self._targets = self._target_rules(y)
+        y, missing = self._targets.check(y, self.missing_label)
         missing = self._check_missing_label_use(y, missing)
         labeled = np.flatnonzero(~missing)
         if labeled.size == 0:
             raise ValueError(
                 f"y has no labelled rows: every label equals missing_label={self.missing_label!r}."
             )
-        check_classification_targets(y[labeled])
+        self._targets.check_labeled(y[labeled])
+        self.target_kind_ = self._targets.kind
         self._check_params()
         rng = check_random_state(self.random_state)
         self._model_seed, self._strategy_seed = (int(s) for s in rng.randint(_MAX_SEED, size=2))
@@ -232,9 +237,9 @@ class BaseActiveLearner(ClassifierMixin, MetaEstimatorMixin, BaseEstimator, meta
         Parameters
         ----------
         X_new : array-like of shape (n_new, n_features)
-        y_new : array-like of shape (n_new,)
-            Their labels. A class not seen before is learnt by ``update="refit"``; the
-            incremental modes raise a ``ValueError`` for it.
+        y_new : array-like of shape (n_new,) or (n_new, n_outputs)
+            Their labels (or label rows, or regression targets). A class not seen before is
+            learnt by ``update="refit"``; the incremental modes raise a ``ValueError`` for it.
 
         Returns
         -------
@@ -243,28 +248,14 @@ class BaseActiveLearner(ClassifierMixin, MetaEstimatorMixin, BaseEstimator, meta
         check_is_fitted(self)
         X_new = self._check_X(X_new, "X_new")
         check_same_length(X_new, y_new, "X_new", "y_new")
-        y_new, missing = check_label_vector(y_new, self.missing_label, "y_new")
+        y_new, missing = self._targets.check(y_new, self.missing_label, "y_new")
         if missing.any():
             raise ValueError(
                 f"y_new contains {int(missing.sum())} unlabelled entries (missing_label="
                 f"{self.missing_label!r}); teach only labelled rows."
             )
-        check_classification_targets(y_new)
-        new_kinds, fitted_kinds = label_kinds(y_new), label_kinds(self.classes_)
-        if new_kinds != fitted_kinds:
-            raise TypeError(
-                f"y_new holds {' and '.join(sorted(new_kinds))} labels but the learner's "
-                f"classes_ {self.classes_.tolist()} are {' and '.join(sorted(fitted_kinds))}s; "
-                "teach labels of the same type as the ones the learner was fitted with."
-            )
-        unseen = np.setdiff1d(np.unique(y_new), self.classes_)
-        if unseen.size and self.update != "refit":
-            # A refit learns a new class; an incremental update cannot add output units.
-            raise ValueError(
-                f"y_new contains labels {unseen.tolist()} not among the classes seen at fit "
-                f"{self.classes_.tolist()}; update={self.update!r} cannot add a class. Use "
-                "update='refit', or label a row of every class before fit."
-            )
+        self._targets.check_labeled(y_new, "y_new")
+        self._targets.check_new(y_new, self)
         start = time.perf_counter()
         self.X_labeled_ = concat_rows(self.X_labeled_, X_new)
         # No cast to the old dtype: "<U3" would silently cut a new label "horse" to "hor".
@@ -323,7 +314,7 @@ class BaseActiveLearner(ClassifierMixin, MetaEstimatorMixin, BaseEstimator, meta
     def __sklearn_is_fitted__(self):
         # Fitted once a model exists: at the cold start of a simulated run only the run's
         # bookkeeping is set, and strategies must see an unfitted learner.
-        return hasattr(self, "classes_")
+        return hasattr(self, self._model_attribute)
 
     @property
     def n_labels_(self):
@@ -334,7 +325,7 @@ class BaseActiveLearner(ClassifierMixin, MetaEstimatorMixin, BaseEstimator, meta
     # ------------------------------------------------------------------ subclass hooks
     @abstractmethod
     def _fit_model(self, X, y):
-        """Fit the model from scratch on labelled rows; set ``classes_``."""
+        """Fit the model from scratch on labelled rows (classifiers set ``classes_``)."""
 
     @abstractmethod
     def _update_model(self, X_new, y_new, X_all, y_all):
@@ -343,6 +334,10 @@ class BaseActiveLearner(ClassifierMixin, MetaEstimatorMixin, BaseEstimator, meta
     @abstractmethod
     def _default_strategy(self):
         """The query strategy used when ``query_strategy=None``."""
+
+    @abstractmethod
+    def _target_rules(self, y):
+        """What ``y`` is: an object of :mod:`skal.learners._targets` for it."""
 
     @abstractmethod
     def _models_for_delegation(self):
@@ -401,15 +396,6 @@ class BaseActiveLearner(ClassifierMixin, MetaEstimatorMixin, BaseEstimator, meta
         validate_data(self, X, skip_check_array=True, reset=False)
         return X
 
-    def _check_single_class(self, y, where):
-        if np.unique(y).size < 2:
-            raise ValueError(
-                f"{where} contains only one class ({y[0]!r}); a classifier needs at least two. "
-                f"Label more rows (rows equal to missing_label={self.missing_label!r} count as "
-                f"unlabelled; if {self.missing_label!r} is a class, as in -1/+1 labels, pass "
-                "missing_label=None or another value no class uses)."
-            )
-
     def _check_missing_label_use(self, y, missing):
         """Catch ``missing_label`` values that are really a class; return the final mask.
 
@@ -425,10 +411,9 @@ class BaseActiveLearner(ClassifierMixin, MetaEstimatorMixin, BaseEstimator, meta
             "Pass missing_label=None when every row is labelled, or another value that no "
             "class uses to mark the unlabelled rows."
         )
-        classes = np.unique(y[~missing])
-        if classes.size == 1:
+        if self._targets.missing_is_a_class(y, missing):
             warnings.warn(
-                f"y holds only the class {classes[0]!r} besides missing_label="
+                f"y holds only the class {y[~missing][0]!r} besides missing_label="
                 f"{self.missing_label!r}, so {self.missing_label!r} is taken as a class "
                 f"(as in the -1/+1 labels of LIBSVM data). {way_out}",
                 UserWarning,
@@ -481,7 +466,7 @@ class BaseActiveLearner(ClassifierMixin, MetaEstimatorMixin, BaseEstimator, meta
         """
         start = time.perf_counter()
         self._set_labeled(X, y, rows)
-        self._check_single_class(self.y_labeled_, "The labelled set")
+        self._targets.check_trainable(self.y_labeled_, "The labelled set", self.missing_label)
         self._fit_model(self.X_labeled_, self.y_labeled_)
         self.history_.append(
             self._history_row(rows, scores, event, time.perf_counter() - start, query_seconds)
@@ -561,7 +546,7 @@ class BaseActiveLearner(ClassifierMixin, MetaEstimatorMixin, BaseEstimator, meta
             acquired = np.concatenate([acquired, new])
             start = time.perf_counter()
             self._set_labeled(X, y, acquired)
-            if self.update != "refit" and np.setdiff1d(y[new], self.classes_).size:
+            if self.update != "refit" and self._targets.unseen(y[new], self).size:
                 # An incremental update cannot add an output for a class found only now.
                 self._fit_model(self.X_labeled_, self.y_labeled_)
             else:
@@ -580,16 +565,19 @@ class BaseActiveLearner(ClassifierMixin, MetaEstimatorMixin, BaseEstimator, meta
 
         This is what a person does at a cold start; the extra rows count toward the budget.
         """
-        if np.unique(y[acquired]).size > 1:
+        if self._targets.can_train(y[acquired]):
             return acquired
         rest = rng.permutation(np.setdiff1d(available, acquired))
-        other = np.flatnonzero(y[rest] != y[acquired[0]])
+        differs = y[rest] != y[acquired[0]]
+        if differs.ndim > 1:
+            differs = differs.any(axis=1)
+        other = np.flatnonzero(differs)
         if other.size == 0:
-            self._check_single_class(y[acquired], "The oracle's labels")
+            self._targets.check_trainable(y[acquired], "The oracle's labels", self.missing_label)
         extra = rest[: other[0] + 1]
         if acquired.size + extra.size > budget:
             raise ValueError(
-                f"The initial labelled set contains only one class ({y[acquired[0]]!r}) and "
+                f"The initial labelled set holds one label only ({y[acquired[0]]!r}) and "
                 f"budget={budget} ran out before a random row of another class was found. "
                 "Increase budget or n_initial."
             )
@@ -616,6 +604,12 @@ class BaseActiveLearner(ClassifierMixin, MetaEstimatorMixin, BaseEstimator, meta
         tags.input_tags.string = all(t.input_tags.string for t in inner)
         tags.input_tags.categorical = all(t.input_tags.categorical for t in inner)
         tags.input_tags.pairwise = any(t.input_tags.pairwise for t in inner)
+        tags.target_tags.required = True
+        tags.target_tags.multi_output = all(t.target_tags.multi_output for t in inner)
+        if tags.classifier_tags is not None:
+            tags.classifier_tags.multi_label = all(
+                t.classifier_tags is not None and t.classifier_tags.multi_label for t in inner
+            )
         if hasattr(self, "transform"):
             # scikit-learn checks anything with transform as a transformer and needs these
             # tags for it; a dtype is preserved only where every model preserves it.

@@ -14,7 +14,9 @@ from skal.strategies._bayesian import (
 from skal.strategies._coldstart import ProbCover, TypiClust
 from skal.strategies._committee import ConsensusEntropy, KLDivergence, VoteEntropy
 from skal.strategies._diversity import BADGE, CoreSet, RankedBatch
+from skal.strategies._multilabel import MMC, AdaptiveMultilabel, MultilabelMargin
 from skal.strategies._portfolio import ActiveLearningByLearning
+from skal.strategies._regression import EMCM, GreedySampling, VarianceSampling
 from skal.strategies._uncertainty import (
     DecisionMargin,
     EntropySampling,
@@ -43,6 +45,12 @@ __all__ = [
     "BALD",
     "BatchBALD",
     "StochasticBALD",
+    "VarianceSampling",
+    "EMCM",
+    "GreedySampling",
+    "MultilabelMargin",
+    "MMC",
+    "AdaptiveMultilabel",
     "ActiveLearningByLearning",
     "bald_terms",
     "greedy_batchbald",

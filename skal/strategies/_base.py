@@ -8,16 +8,21 @@
 3. Single-sample strategies implement ``_score_chunk(learner, X_chunk)``; the base class scores
    the pool in bounded-memory chunks (optionally in parallel) and takes the top ``batch_size``.
 4. A strategy asks the learner only for ``predict_proba``, ``decision_function``,
-   ``predict_proba_samples``, ``transform`` or ``X_labeled_``/``y_labeled_``; a missing one is
-   a ``TypeError`` raised at query time that names it, an unfitted model (a cold start) a
-   ``NotFittedError``, NaN or infinite predictions a ``ValueError``. Embeddings come from
-   ``embed``.
+   ``predict_proba_samples``, ``transform``, ``X_labeled_``/``y_labeled_`` or, of regressors,
+   ``predict`` (``return_std=True`` for a predictive std) and ``predict_samples``; a missing
+   one is a ``TypeError`` raised at query time that names it, an unfitted model (a cold
+   start) a ``NotFittedError``, NaN or infinite predictions a ``ValueError``. Embeddings come
+   from ``embed``.
 5. Randomness (tie-breaks, random draws) comes from the strategy's ``random_state``. An int
    seeds each query afresh from ``(random_state, query number)``: successive queries draw
    independently, and a clone (the learner clones its strategies at every ``fit``) replays
    the same sequence, so a refit with the same seed repeats the run exactly.
+6. A strategy states the kinds of target it handles (``_target_kinds``: ``"classification"``,
+   ``"multilabel"``, ``"regression"``); a learner of another kind (its ``target_kind_``, or
+   for a plain estimator whether it is a regressor) is a ``TypeError`` at query time.
 """
 
+import functools
 import numbers
 import warnings
 from abc import ABCMeta, abstractmethod
@@ -25,7 +30,7 @@ from abc import ABCMeta, abstractmethod
 import numpy as np
 from joblib import Parallel, delayed
 from sklearn import get_config
-from sklearn.base import BaseEstimator
+from sklearn.base import BaseEstimator, is_regressor
 from sklearn.exceptions import NotFittedError
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import _num_samples, check_is_fitted
@@ -43,7 +48,46 @@ _CAPABILITY_HINTS = {
     "network from skal.nets",
     "transform": "an embedding: a learner whose estimator has transform (e.g. a skal.nets "
     "network) or features you pass yourself",
+    "predict_samples": "posterior samples of a regressor: use CommitteeRegressor, or a "
+    "skal.nets.NetRegressor with dropout",
+    "predict": "a fitted estimator with predict",
 }
+
+TARGET_KINDS = ("classification", "multilabel", "regression")
+
+
+def target_kind(learner):
+    """What the learner predicts: ``"classification"``, ``"multilabel"`` or ``"regression"``.
+
+    A skal learner says so in ``target_kind_`` (set by ``fit``); any other estimator is taken
+    as a regressor or a single-label classifier by its scikit-learn type. ``None`` when there
+    is no learner (a cold start called with ``None``) or it is not an estimator.
+    """
+    kind = getattr(learner, "target_kind_", None)
+    if kind is not None or learner is None:
+        return kind
+    try:
+        return "regression" if is_regressor(learner) else "classification"
+    except (AttributeError, TypeError):
+        return None  # not a scikit-learn estimator: a stand-in the caller vouches for
+
+
+def check_target_kind(strategy, learner):
+    """Raise a ``TypeError`` when ``strategy`` does not handle the learner's kind of target."""
+    kind = target_kind(learner)
+    handled = getattr(strategy, "_target_kinds", TARGET_KINDS)
+    if kind is not None and kind not in handled:
+        examples = {
+            "classification": "MarginSampling or EntropySampling",
+            "multilabel": "MultilabelMargin, MMC or AdaptiveMultilabel",
+            "regression": "VarianceSampling, GreedySampling or EMCM",
+        }
+        raise TypeError(
+            f"{type(strategy).__name__} handles {' and '.join(sorted(handled))} targets, but "
+            f"the learner's are {kind} targets. Use a {kind} strategy such as "
+            f"{examples[kind]}, or one that works for any target (RandomSampling, CoreSet, "
+            "TypiClust)."
+        )
 
 
 def require(learner, method, strategy_name):
@@ -77,6 +121,7 @@ def require(learner, method, strategy_name):
             "ProbCover, CoreSet), or fit the learner on some labels first."
         )
 
+    @functools.wraps(func)
     def checked(*args, **kwargs):
         # One check for every strategy: NaN or infinite predictions cannot be ranked, and
         # silently scoring them 0 (or crashing later) would hide a broken model.
@@ -105,6 +150,9 @@ def _is_fitted(learner):
 
 def _count_non_finite_rows(values):
     """Rows (along the last-but-one axis) of ``values`` holding NaN or infinity."""
+    if isinstance(values, list | tuple):
+        # several outputs: per-label probabilities of a multi-label model, (mean, std)
+        return max((_count_non_finite_rows(part) for part in values), default=0)
     if type(values).__module__.split(".")[0] == "torch":
         bad = ~values.isfinite()
         return int(bad.reshape(-1, bad.shape[-1]).any(dim=-1).sum()) if bad.ndim else int(bad)
@@ -327,6 +375,8 @@ class QueryStrategy(BaseEstimator, metaclass=ABCMeta):
     # Strategies that measure distances between rows need a dense embedding: on raw sparse
     # features they raise, and their tags say so (a learner's tags include its strategy's).
     _needs_dense_embedding = False
+    # Rule 6 of the protocol: the kinds of target the strategy's scores make sense for.
+    _target_kinds = frozenset({"classification"})
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
@@ -368,6 +418,7 @@ class QueryStrategy(BaseEstimator, metaclass=ABCMeta):
             the time of the pick); ``None`` when the strategy has no scores (random sampling).
         """
         self._validate_params()
+        check_target_kind(self, learner)
         batch_size = check_batch_size(batch_size, _num_samples(X_pool))
         indices, scores = self._select(learner, X_pool, batch_size, self._random_state())
         return np.asarray(indices, dtype=np.intp), scores

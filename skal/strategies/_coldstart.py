@@ -11,7 +11,7 @@ from sklearn.cluster import KMeans, MiniBatchKMeans
 from sklearn.neighbors import NearestNeighbors
 from sklearn.utils._param_validation import Interval, StrOptions
 
-from skal.strategies._base import QueryStrategy, chunk_slices, embed, top_k
+from skal.strategies._base import TARGET_KINDS, QueryStrategy, chunk_slices, embed, top_k
 from skal.strategies._diversity import _as_numpy, labeled_embedding, sq_norms
 
 _MAX_SEED = np.iinfo(np.int32).max
@@ -75,6 +75,8 @@ class TypiClust(QueryStrategy):
     random_state : int, RandomState instance or None, default=None
         Seeds k-means and breaks ties.
     """
+
+    _target_kinds = frozenset(TARGET_KINDS)
 
     _needs_dense_embedding = True
 
@@ -160,6 +162,8 @@ class ProbCover(QueryStrategy):
     random_state : int, RandomState instance or None, default=None
         Seeds k-means, breaks ties and draws the picks once everything is covered.
     """
+
+    _target_kinds = frozenset(TARGET_KINDS)
 
     _needs_dense_embedding = True
     _parameter_constraints = {

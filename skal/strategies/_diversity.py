@@ -11,7 +11,7 @@ from sklearn.metrics.pairwise import pairwise_kernels
 from sklearn.utils.validation import _num_samples
 from threadpoolctl import ThreadpoolController
 
-from skal.strategies._base import QueryStrategy, chunk_slices, embed, require, top_k
+from skal.strategies._base import TARGET_KINDS, QueryStrategy, chunk_slices, embed, require, top_k
 
 # Rows re-checked at once by the lazy k-center step before it widens the search.
 _LAZY_BLOCK = 256
@@ -239,6 +239,8 @@ class CoreSet(QueryStrategy):
     >>> CoreSet()(None, X, batch_size=2)
     array([3, 0])
     """
+
+    _target_kinds = frozenset(TARGET_KINDS)
 
     _needs_dense_embedding = True
 

@@ -3,7 +3,7 @@
 import numpy as np
 from sklearn.utils.validation import _num_samples
 
-from skal.strategies._base import PoolScoringStrategy, QueryStrategy, require
+from skal.strategies._base import TARGET_KINDS, PoolScoringStrategy, QueryStrategy, require
 
 
 def entropy(proba, axis=-1):
@@ -38,6 +38,8 @@ class RandomSampling(QueryStrategy):
     >>> RandomSampling(random_state=0)(None, np.zeros((5, 2)), batch_size=2).shape
     (2,)
     """
+
+    _target_kinds = frozenset(TARGET_KINDS)
 
     def _select(self, learner, X_pool, batch_size, random_state):
         return random_state.choice(_num_samples(X_pool), size=batch_size, replace=False), None
