@@ -3,9 +3,10 @@ heterogeneous members)."""
 
 import numpy as np
 from joblib import Parallel, delayed
+from sklearn import config_context
 from sklearn.base import ClassifierMixin, RegressorMixin, clone
 from sklearn.linear_model import Ridge
-from sklearn.utils import check_random_state
+from sklearn.utils import assert_all_finite, check_random_state
 from sklearn.utils.validation import check_is_fitted
 
 from skal.learners._base import (
@@ -398,7 +399,18 @@ class CommitteeRegressor(RegressorMixin, _Committee):
         """
         check_is_fitted(self)
         X = self._check_X(X)
-        return np.stack([np.asarray(m.predict(X), dtype=np.float64) for m in self.estimators_])
+        if isinstance(X, np.ndarray) and X.dtype.kind in "fc" and not self._allows_nan():
+            # One finite check here instead of one per member: the members' own checks are
+            # most of the cost of a query on a large pool.
+            assert_all_finite(X, input_name="X")
+            with config_context(assume_finite=True):
+                predictions = [m.predict(X) for m in self.estimators_]
+        else:
+            predictions = [m.predict(X) for m in self.estimators_]
+        return np.stack([np.asarray(p, dtype=np.float64) for p in predictions])
+
+    def _allows_nan(self):
+        return self.__sklearn_tags__().input_tags.allow_nan
 
     def _predict(self, X):
         return self.predict_samples(X).mean(axis=0)
