@@ -247,7 +247,9 @@ class ActiveLearningByLearning(QueryStrategy):
         self._names = [getattr(m, "__name__", type(m).__name__) for m in self.strategies_]
         n_members = len(self.strategies_)
         self._n_actions = n_pool
-        self._n_rows = n_pool + _num_samples(learner.y_labeled_)
+        # n: the rows at the first query, labelled ones included (none known for a plain
+        # fitted estimator, which has no labelled set to read)
+        self._n_rows = n_pool + len(getattr(learner, "y_labeled_", ()))
         self._horizon = self.horizon if self.horizon is not None else n_pool
         p_min = self.p_min
         if p_min is None:
@@ -281,8 +283,11 @@ class ActiveLearningByLearning(QueryStrategy):
         """Find the labels of the last batch's picks; reward the bandit for them."""
         if not self._pending:
             return
-        labeled = _as_matrix(learner.X_labeled_)
-        y_labeled = np.asarray(learner.y_labeled_)
+        if getattr(learner, "X_labeled_", None) is None:
+            labeled, y_labeled = None, None  # no labelled set to find the labels in
+        else:
+            labeled = _as_matrix(learner.X_labeled_)
+            y_labeled = np.asarray(learner.y_labeled_)
         known = []
         for pick in self._pending:
             label = _lookup_label(labeled, y_labeled, pick["row"])
