@@ -21,7 +21,8 @@ with warnings.catch_warnings():
     warnings.simplefilter("ignore")
     from starlette.testclient import TestClient
 
-from skal.labeling._web import check_keys, default_keys, make_app  # noqa: E402
+from skal.labeling._desk import check_keys, default_keys  # noqa: E402
+from skal.labeling._web import make_app, serve  # noqa: E402
 
 X_DIGITS, Y_DIGITS = load_digits(return_X_y=True)
 N_POOL = 120
@@ -290,6 +291,10 @@ def test_bad_parameters_are_clear_errors(tmp_path):
         make_app(digits_pool(), journal, classes=[0, 1], held_out=(X_DIGITS[:5], [7] * 5))
     with pytest.raises(ValueError, match="labels_per_sample"):
         make_app(digits_pool(), journal, classes=[0, 1], labels_per_sample=0)
+    with pytest.raises(TypeError, match="allowed_hosts"):
+        make_app(digits_pool(), journal, classes=[0, 1], allowed_hosts="localhost")
+    with pytest.raises(ValueError, match="port"):
+        serve(None, port=70000)
     assert not journal.exists()
     assert default_keys(["cat", "dog"]) == ["1", "2"]
     assert default_keys(list("abc")) == ["a", "b", "c"]
