@@ -258,3 +258,27 @@ def test_cuda_samples_match_cpu(data):
     # Masks are drawn on the CPU from the seed, so both devices sample the same networks.
     assert_allclose(cpu.predict_samples(X, n_samples=6), samples, atol=1e-4)
     assert_allclose(cpu.predict(X), gpu.predict(X), atol=1e-4)
+
+
+# ---------------------------------------------------------------------- inside skal's learners
+def test_active_regressor_queries_the_largest_mc_dropout_variance(data):
+    from skal import ActiveRegressor
+    from skal.strategies import VarianceSampling
+
+    X, y = data
+    learner = ActiveRegressor(
+        tiny_net(module__dropout=0.2, max_epochs=30, n_samples=8),
+        query_strategy=VarianceSampling(random_state=0),
+        budget=60,
+        n_initial=20,
+        batch_size=10,
+        random_state=0,
+    ).fit(X[:120], y[:120])
+    assert learner.n_labels_ == 60
+    queries = [record for record in learner.history_ if record["event"] == "query"]
+    assert [record["n_labels"] for record in queries] == [30, 40, 50, 60]
+    assert learner.score(X[120:], y[120:]) > 0.8
+    # The picks are the pool rows whose MC-dropout variance is largest.
+    _, std = learner.estimator_.predict(X[120:], return_std=True)
+    picked = learner.query(X[120:], 5)
+    assert set(picked) == set(np.argsort(-std)[:5])
