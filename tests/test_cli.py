@@ -170,7 +170,8 @@ def _listed_strategies(capsys):
 
 
 def test_one_name_per_strategy_everywhere(capsys):
-    from skal.experiments._cli import DEFAULTS, strategy_name
+    from skal.experiments._cli import strategy_name
+    from skal.experiments._tasks import TASKS
 
     registry = strategy_registry()
     classes = set(registry.values())
@@ -180,7 +181,8 @@ def test_one_name_per_strategy_everywhere(capsys):
     assert len(listed) == len(classes)
     assert {"random", "margin", "entropy", "vote_entropy"} <= set(listed)
     assert not {"margin_sampling", "random_sampling", "MarginSampling"} & set(listed)
-    assert set(DEFAULTS["strategies"]) <= set(listed)
+    for task in TASKS.values():  # every task's default strategies, by their one names
+        assert {spec.partition(":")[0] for spec in task.default_strategies} <= set(listed)
     for name in listed:
         assert registry[name] is registry[registry[name].__name__]
     # the error for an unknown name offers the same names

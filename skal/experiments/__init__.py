@@ -2,8 +2,9 @@
 
 :func:`run_experiment` runs learners (or a grid of strategies x estimators) over repeats with
 known labels and returns a tidy :class:`pandas.DataFrame`; :func:`summarize`,
-:func:`compare_to_random`, :func:`aulc` and :func:`labels_to_target` condense it; the
-``plot_*`` functions draw it. The ``skal run`` command is built on them.
+:func:`compare_to_random`, :func:`compare_at_labels`, :func:`aulc` and
+:func:`labels_to_target` condense it; the ``plot_*`` functions draw it. The
+``skal run`` command is built on them.
 :class:`BalancedInitialSet`, :func:`early_stopping_params` and :func:`fixed_length_loader`
 reproduce published protocols (the BatchBALD paper's MNIST set-up); :func:`run_tabular_benchmark`
 runs Lu, Li & Lin's tabular benchmark (``docs/tabular_benchmark.rst``).
@@ -19,6 +20,7 @@ from skal.experiments._recipes import (
 from skal.experiments._simulate import run_experiment
 from skal.experiments._summary import (
     aulc,
+    compare_at_labels,
     compare_to_random,
     labels_to_target,
     quantiles,
@@ -37,6 +39,7 @@ __all__ = [
     "run_experiment",
     "summarize",
     "compare_to_random",
+    "compare_at_labels",
     "aulc",
     "labels_to_target",
     "quantiles",

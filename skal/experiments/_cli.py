@@ -9,22 +9,16 @@ import argparse
 import ast
 import datetime
 import json
-import math
 import re
 import sys
 from pathlib import Path
 
 import numpy as np
 
-BUNDLED_DATA = ("digits", "iris", "wine", "breast_cancer")
-CLASSICAL_MODELS = (
-    "logreg",
-    "random_forest",
-    "extra_trees",
-    "knn",
-    "naive_bayes",
-    "linear_svm",
-)
+from skal.experiments._tasks import DATASETS, TASKS, task_for
+
+BUNDLED_DATA = tuple(DATASETS)
+CLASSICAL_MODELS = tuple(TASKS["classification"].models)
 NET_MODELS = ("mlp", "cnn")
 
 DEFAULTS = {
@@ -32,8 +26,10 @@ DEFAULTS = {
     "label_column": "label",
     "test_size": 0.25,
     "pool_size": None,
-    "model": "logreg",
-    "strategies": ["random", "margin", "entropy", "vote_entropy"],
+    # None: the task's default (classification: logreg with random, margin, entropy and
+    # vote_entropy; regression and multi-label: see skal/experiments/_tasks.py)
+    "model": None,
+    "strategies": None,
     "committee_size": 5,
     "budget": 300,
     "batch_size": 10,
@@ -59,9 +55,8 @@ DEFAULTS = {
 RECIPES = ("tabular_benchmark",)
 INITIAL_STRATEGIES = ("random", "balanced")
 
-# Strategies that need posterior samples: query-by-committee ones get a CommitteeLearner;
-# Bayesian ones (MC dropout) need a model that samples itself.
-_COMMITTEE_STRATEGIES = {"VoteEntropy", "KLDivergence", "ConsensusEntropy"}
+# Strategies that need posterior samples from a model that samples itself (MC dropout);
+# the ones a committee can serve are in each task's committee_for.
 _BAYESIAN_STRATEGIES = {"BALD", "BatchBALD", "StochasticBALD"}
 
 
@@ -83,15 +78,22 @@ def add_arguments(parser):
         "  skal run --strategies random margin --budget 100 --repeats 3\n"
         "  skal run --data my.csv --label-column species --model random_forest\n"
         "  skal run --strategies random 'vote_entropy:n_jobs=2' --committee-size 7\n"
+        "  skal run --data diabetes                   # regression: R2 and RMSE\n"
+        "  skal run --data multilabel                 # multi-label: micro-F1, macro-F1, Hamming\n"
         "  skal run --config skal-results/digits-20250101-120000/config.toml  # rerun"
     )
     data = parser.add_argument_group("data")
     data.add_argument(
         "--data",
         metavar="NAME_OR_PATH",
-        help="a bundled scikit-learn data set (" + ", ".join(BUNDLED_DATA) + "), a CSV file "
-        "with a label column, or a folder holding the MNIST idx files "
-        "(train-*/t10k-*-idx?-ubyte[.gz]) (default: digits)",
+        help="a scikit-learn data set (classification: "
+        + ", ".join(n for n, (kind, _) in DATASETS.items() if kind == "classification")
+        + "; regression: "
+        + ", ".join(n for n, (kind, _) in DATASETS.items() if kind == "regression")
+        + "; multi-label: "
+        + ", ".join(n for n, (kind, _) in DATASETS.items() if kind == "multilabel")
+        + "), a CSV file with a label column, or a folder holding the MNIST idx files "
+        "(train-*/t10k-*-idx?-ubyte[.gz]); the data set decides the task (default: digits)",
     )
     data.add_argument(
         "--label-column", metavar="COLUMN", help="the label column of a CSV file (default: label)"
@@ -100,8 +102,8 @@ def add_arguments(parser):
         "--test-size",
         type=float,
         metavar="FRACTION",
-        help="fraction of the data held out as the test set, stratified (default: 0.25; "
-        "MNIST uses its own test files)",
+        help="fraction of the data held out as the test set, stratified for classes "
+        "(default: 0.25; MNIST uses its own test files)",
     )
     data.add_argument(
         "--pool-size",
@@ -112,8 +114,11 @@ def add_arguments(parser):
     model = parser.add_argument_group("model and strategies")
     model.add_argument(
         "--model",
-        help="the classifier: " + ", ".join(CLASSICAL_MODELS) + ", or the torch networks "
-        + ", ".join(NET_MODELS) + " (need skal[torch]) (default: logreg)",
+        help="the model: for classification " + ", ".join(CLASSICAL_MODELS) + ", or the "
+        "torch networks " + ", ".join(NET_MODELS) + " (need skal[torch]); for regression "
+        + ", ".join(TASKS["regression"].models) + "; for multi-label "
+        + ", ".join(TASKS["multilabel"].models) + " (default: logreg; regression: gp; a "
+        "regression model makes a CSV's label column a regression target)",
     )
     model.add_argument(
         "--strategies",
@@ -122,7 +127,9 @@ def add_arguments(parser):
         help="query strategies to compare, by name, optionally with parameters as "
         "NAME:KEY=VALUE,KEY=VALUE, e.g. random margin 'vote_entropy:n_jobs=2'; 'skal run "
         "--list' shows the names (class names from skal.strategies are accepted too) "
-        "(default: random margin entropy vote_entropy)",
+        "(default: random margin entropy vote_entropy; regression: random variance greedy "
+        "greedy:space=x emcm coreset; multi-label: random multilabel_margin "
+        "multilabel_margin:aggregate=mean mmc adaptive_multilabel)",
     )
     model.add_argument(
         "--committee-size",
@@ -194,8 +201,8 @@ def add_arguments(parser):
         "--target",
         type=float,
         metavar="SCORE",
-        help="test accuracy for the 'labels to target' columns (default: the final accuracy "
-        "of random sampling, rounded down to 0.01)",
+        help="test score (accuracy, R2, micro-F1) for the 'labels to target' columns "
+        "(default: the final score of random sampling, rounded down to 0.01)",
     )
     run = parser.add_argument_group("running")
     run.add_argument(
@@ -257,6 +264,11 @@ def resolve_options(args):
         value = getattr(args, key, None)
         if value is not None:
             options[key] = value
+    task = task_for(str(options["data"]), options["model"], NET_MODELS)
+    if options["model"] is None:
+        options["model"] = task.default_model
+    if options["strategies"] is None:
+        options["strategies"] = list(task.default_strategies)
     if isinstance(options["strategies"], str):
         options["strategies"] = options["strategies"].split()
     # the strategies' one names, so config.toml and the tables never show an alias
@@ -276,6 +288,9 @@ def resolve_options(args):
     if options["initial_strategy"] not in INITIAL_STRATEGIES:
         raise ValueError(f"--initial-strategy must be one of {', '.join(INITIAL_STRATEGIES)}, "
                          f"got {options['initial_strategy']!r}")
+    if options["initial_strategy"] == "balanced" and task.kind != "classification":
+        raise ValueError(f"--initial-strategy balanced needs class labels; {options['data']} "
+                         f"is a {task.kind} data set")
     if options["validation_size"] and options["model"] not in NET_MODELS:
         raise ValueError(f"--validation-size is for early stopping of the torch models "
                          f"({', '.join(NET_MODELS)}), not {options['model']!r}")
@@ -332,6 +347,12 @@ STRATEGY_NAMES = {
     "TypiClust": "typiclust",
     "ProbCover": "probcover",
     "ActiveLearningByLearning": "albl",
+    "VarianceSampling": "variance",
+    "EMCM": "emcm",
+    "GreedySampling": "greedy",
+    "MultilabelMargin": "multilabel_margin",
+    "MMC": "mmc",
+    "AdaptiveMultilabel": "adaptive_multilabel",
 }
 
 
@@ -426,17 +447,18 @@ def parse_strategy(spec, registry=None):
 
 
 # ---------------------------------------------------------------------------- data and models
-def load_data(options):
+def load_data(options, task=None):
     """Return ``(X_pool, X_test, y_pool, y_test, name)`` for the ``data`` option."""
     from sklearn.model_selection import train_test_split
+
+    from skal.experiments._tasks import load_dataset
 
     source = str(options["data"])
     seed = options["seed"]
     path = Path(source)
+    task = task_for(source, options["model"], NET_MODELS) if task is None else task
     if source in BUNDLED_DATA:
-        import sklearn.datasets
-
-        X, y = getattr(sklearn.datasets, f"load_{source}")(return_X_y=True)
+        X, y = load_dataset(source)
         name = source
     elif path.is_dir() or source.startswith("mnist"):
         return _load_mnist(source, options)
@@ -448,8 +470,11 @@ def load_data(options):
             f"unknown data set {source!r}: use one of {', '.join(BUNDLED_DATA)}, a CSV file "
             "or a folder with the MNIST idx files"
         )
+    if task.kind == "regression":
+        y = np.asarray(y, dtype=np.float64)  # the regression learners' missing_label is NaN
     X_pool, X_test, y_pool, y_test = train_test_split(
-        X, y, test_size=options["test_size"], random_state=seed, stratify=y
+        X, y, test_size=options["test_size"], random_state=seed,
+        stratify=y if task.stratify else None,
     )
     X_pool, y_pool = _subsample(X_pool, y_pool, options)
     return X_pool, X_test, y_pool, y_test, name
@@ -515,42 +540,14 @@ def _load_mnist(source, options):
     return X_pool, X_test, y_pool, y_test, "mnist"
 
 
-def make_model(options, n_features, n_classes, validation=None):
+def make_model(options, n_features, n_classes, validation=None, task=None):
     """The estimator for the ``model`` option; ``validation`` is ``(classes, X, y)`` for early
     stopping of the torch networks."""
     name = options["model"]
-    from sklearn.pipeline import make_pipeline
-    from sklearn.preprocessing import StandardScaler
-
-    if name == "logreg":
-        from sklearn.linear_model import LogisticRegression
-
-        return make_pipeline(StandardScaler(), LogisticRegression(max_iter=1000))
-    if name == "random_forest":
-        from sklearn.ensemble import RandomForestClassifier
-
-        return RandomForestClassifier(n_estimators=100)
-    if name == "extra_trees":
-        from sklearn.ensemble import ExtraTreesClassifier
-
-        return ExtraTreesClassifier(n_estimators=100)
-    if name == "knn":
-        from sklearn.neighbors import KNeighborsClassifier
-
-        return make_pipeline(StandardScaler(), KNeighborsClassifier(n_neighbors=5))
-    if name == "naive_bayes":
-        from sklearn.naive_bayes import GaussianNB
-
-        return GaussianNB()
-    if name == "linear_svm":
-        from sklearn.svm import LinearSVC
-
-        return make_pipeline(StandardScaler(), LinearSVC())
+    task = task_for(str(options["data"]), name, NET_MODELS) if task is None else task
     if name in NET_MODELS:
         return _make_net(name, options, n_features, n_classes, validation)
-    raise ValueError(
-        f"unknown model {name!r}; known: {', '.join(CLASSICAL_MODELS + NET_MODELS)}"
-    )
+    return task.models[name]()
 
 
 def _make_net(name, options, n_features, n_classes, validation=None):
@@ -600,16 +597,26 @@ def _check_device(options):
         raise ValueError(f"--device {device} was asked for, but torch sees no CUDA GPU")
 
 
-def make_learners(options, estimator):
-    """``{strategy spec: learner}``, each strategy wrapped in the learner it needs."""
-    from skal import ActiveLearner, CommitteeLearner
+class _TargetKind:
+    """A stand-in learner that only says its kind of target, so a strategy that cannot
+    handle it fails with the core's TypeError before anything runs."""
 
+    def __init__(self, kind):
+        self.target_kind_ = kind
+
+
+def make_learners(options, estimator, task=None):
+    """``{strategy spec: learner}``, each strategy wrapped in the learner it needs."""
+    from skal.strategies._base import check_target_kind
+
+    task = task_for(str(options["data"]), options["model"], NET_MODELS) if task is None else task
     registry = strategy_registry()
     learners = {}
     common = {"batch_size": options["batch_size"], "n_initial": options["initial_size"]}
     for spec in options["strategies"]:
         strategy = parse_strategy(spec, registry)
         spec = canonical_spec(spec, registry)
+        check_target_kind(strategy, _TargetKind(task.kind))
         kind = type(strategy).__name__
         if kind in _BAYESIAN_STRATEGIES and not hasattr(estimator, "predict_proba_samples"):
             raise ValueError(
@@ -617,18 +624,7 @@ def make_learners(options, estimator):
                 "a single model without them; use --model mlp or cnn (MC dropout) or a "
                 "committee strategy such as vote_entropy"
             )
-        if kind in _COMMITTEE_STRATEGIES and not hasattr(estimator, "predict_proba_samples"):
-            if options["committee_size"] < 2:
-                raise ValueError(
-                    f"strategy {spec!r} needs posterior samples from a committee, but "
-                    f"--committee-size {options['committee_size']} is a single model; use "
-                    "--committee-size 2 or more"
-                )
-            learner = CommitteeLearner(
-                estimator, strategy, n_estimators=options["committee_size"], **common
-            )
-        else:
-            learner = ActiveLearner(estimator, strategy, **common)
+        learner = task.make_learner(estimator, strategy, options["committee_size"], **common)
         if spec in learners:
             raise ValueError(f"strategy {spec!r} is given twice")
         learners[spec] = learner
@@ -640,8 +636,14 @@ def make_learners(options, estimator):
 def _list_choices():
     registry = strategy_registry()
     print("strategies:", ", ".join(strategy_names(registry)))
-    print("models:    ", ", ".join(CLASSICAL_MODELS + NET_MODELS))
-    print("data:      ", ", ".join(BUNDLED_DATA), "| PATH.csv | MNIST_FOLDER")
+    for kind, task in TASKS.items():
+        models = list(task.models) + (list(NET_MODELS) if kind == "classification" else [])
+        data = [name for name, (data_kind, _) in DATASETS.items() if data_kind == kind]
+        extra = " | PATH.csv | MNIST_FOLDER" if kind == "classification" else ""
+        print(f"{kind}:")
+        print("  data:      ", ", ".join(data) + extra)
+        print("  models:    ", ", ".join(models))
+        print("  strategies:", " ".join(task.default_strategies), "(default)")
     return 0
 
 
@@ -660,54 +662,6 @@ def _output_dir(options, args, data_name):
     return out
 
 
-def _fmt(value, digits=3):
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return "-"
-    if isinstance(value, float) and math.isinf(value):
-        return "never"
-    if isinstance(value, float) and value.is_integer() and digits == 0:
-        return str(int(value))
-    return f"{value:.{digits}f}"
-
-
-def format_table(summary, comparison, target):
-    """The printed results table, one row per strategy."""
-    headers = ["strategy", "final acc", "AULC"]
-    if target is not None:
-        headers.append(f"labels to {target:g} (25/50/75 %)")  # "never": not within budget
-    headers += ["ΔAULC vs random", "wins", "p"]
-    rows = []
-    for learner, row in summary.iterrows():
-        cells = [
-            str(learner),
-            f"{_fmt(row['final_score_mean'])} ± {_fmt(row['final_score_std'])}",
-            f"{_fmt(row['aulc_mean'])} ± {_fmt(row['aulc_std'])}",
-        ]
-        if target is not None:
-            cells.append(" / ".join(
-                _fmt(row[f"labels_to_target_q{q}"], 0) for q in (25, 50, 75)
-            ))
-        if comparison is not None and learner in comparison.index:
-            c = comparison.loc[learner]
-            cells += [f"{c['aulc_diff_mean']:+.3f}", f"{c['wins']}/{c['n_pairs']}",
-                      _fmt(c["p_value"], 2)]
-        else:
-            cells += ["(baseline)" if comparison is not None else "-", "", ""]
-        rows.append(cells)
-    widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(headers)]
-    line = "  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True))
-    out = [line, "  ".join("-" * w for w in widths)]
-    out += ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)) for r in rows]
-    return "\n".join(out)
-
-
-def _default_target(summary, comparison):
-    if comparison is None or comparison.empty:
-        return None
-    baseline = comparison["baseline"].iloc[0]
-    return math.floor(summary.loc[baseline, "final_score_mean"] * 100) / 100
-
-
 # ---------------------------------------------------------------------------- run
 def run(args):
     """Run ``skal run`` with parsed ``args``; return the exit status."""
@@ -723,20 +677,22 @@ def run(args):
         write_config(options, out / "config.toml")
         return run_recipe(options, out, progress=not getattr(args, "quiet", False))
     _check_device(options)
-    X_pool, X_test, y_pool, y_test, data_name = load_data(options)
-    n_classes = np.unique(y_pool).size
+    task = task_for(str(options["data"]), options["model"], NET_MODELS)
+    X_pool, X_test, y_pool, y_test, data_name = load_data(options, task)
+    n_classes = np.unique(y_pool).size if task.kind == "classification" else None
     X_pool, y_pool, validation = _split_validation(X_pool, y_pool, options)
-    estimator = make_model(options, X_pool.shape[1], n_classes, validation)
-    learners = make_learners(options, estimator)
+    estimator = make_model(options, X_pool.shape[1], n_classes, validation, task)
+    learners = make_learners(options, estimator, task)
     initial_strategy = _initial_strategy(options, y_pool)
 
-    from skal.experiments import compare_to_random, run_experiment, summarize
+    from skal.experiments import _report, run_experiment
 
     budget = min(options["budget"], len(y_pool))
     held_out = f", {len(validation[2])} validation rows" if validation is not None else ""
     print(
         f"skal run: {data_name} ({len(y_pool)} pool rows{held_out}, {len(y_test)} test rows, "
-        f"{n_classes} classes), model {options['model']}, {len(learners)} strategies x "
+        f"{task.describe_targets(y_pool)}), model {options['model']}, {len(learners)} "
+        "strategies x "
         f"{options['repeats']} repeats, budget {budget} labels "
         f"({options['initial_size']} {options['initial_strategy']} initial + batches of "
         f"{options['batch_size']})",
@@ -751,6 +707,7 @@ def run(args):
         budget=budget,
         n_repeats=options["repeats"],
         initial_strategy=initial_strategy,
+        scoring=_report.scoring(task.metrics),
         random_state=options["seed"],
         n_jobs=options["n_jobs"],
         progress=not getattr(args, "quiet", False),
@@ -758,23 +715,20 @@ def run(args):
     # the strategy column holds class names; skal run shows its own names throughout
     names = {key: strategy_name(type(learner.query_strategy)) for key, learner in learners.items()}
     result["strategy"] = result["learner"].map(names)
-    try:
-        comparison = compare_to_random(result)
-    except ValueError:
-        comparison = None
-    target = options["target"]
-    if target is None:
-        target = _default_target(summarize(result), comparison)
-    summary = summarize(result, target=target)
+    reports = _report.summarize_metrics(result, task.metrics, options["target"])
+    target = reports[0].target
     out = _output_dir(options, args, data_name)
-    _write_outputs(out, options, result, summary, comparison, target)
+    _report.write_outputs(out, options, result, reports, write_config)
     print()
-    print(format_table(summary, comparison, target))
+    print(_report.format_tables(reports))
+    main_label = {"acc": "accuracy"}.get(task.metrics[0].label, task.metrics[0].label)
     if target is not None and options["target"] is None:
         print(f"\nlabels to {target:g}: labels each strategy needed to reach the final "
-              "accuracy of random sampling (rounded down); set it with --target")
-    print(f"AULC: mean test accuracy over the labelling budget (area under the learning "
-          f"curve / ({budget} - {options['initial_size']}) labels), in [0, 1]")
+              f"{main_label} of random sampling (rounded down); set it with --target")
+    print(f"AULC: mean test {main_label if len(reports) == 1 else 'score'} over the labelling "
+          f"budget (area under the learning curve / ({budget} - {options['initial_size']}) "
+          f"labels){', in [0, 1]' if task.kind == 'classification' else ''}; p: two-sided "
+          "Wilcoxon signed-rank test of the paired AULC differences")
     print(f"\nresults written to {out}/")
     return 0
 
@@ -804,39 +758,3 @@ def _initial_strategy(options, y_pool):
         raise ValueError(f"--initial-strategy balanced needs --initial-size a multiple of the "
                          f"{n_classes} classes, got {options['initial_size']}")
     return BalancedInitialSet(y_pool, n_per_class=per_class)
-
-
-def _write_outputs(out, options, result, summary, comparison, target):
-    csv = result.copy()
-    csv["indices"] = [" ".join(map(str, rows)) for rows in csv["indices"]]
-    csv.to_csv(out / "results.csv", index=False)
-    table = summary if comparison is None else summary.join(comparison)
-    table.to_csv(out / "summary.csv")
-    write_config(options, out / "config.toml")
-    payload = {
-        "options": options,
-        "target": target,
-        "summary": json.loads(table.reset_index().to_json(orient="records")),
-        "results": json.loads(result.to_json(orient="records")),
-    }
-    (out / "results.json").write_text(json.dumps(payload, indent=1), encoding="utf-8")
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        print("note: matplotlib is not installed, so no plot was drawn "
-              "(pip install 'skal[plot]')", file=sys.stderr)
-        return
-    from skal.experiments import plot_labels_to_target, plot_learning_curves
-
-    ncols = 2 if target is not None else 1
-    fig, axes = plt.subplots(1, ncols, figsize=(6.4 * ncols, 4.6), layout="constrained",
-                             squeeze=False)
-    plot_learning_curves(result, target=target, ax=axes[0, 0])
-    axes[0, 0].set_ylabel("test accuracy")
-    if target is not None:
-        plot_labels_to_target(result, target, ax=axes[0, 1])
-    fig.savefig(out / "learning_curves.png", dpi=110)
-    plt.close(fig)

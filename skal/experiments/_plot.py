@@ -60,7 +60,7 @@ def plot_learning_curves(result, *, score="score", spread="std", target=None, ax
     return fig
 
 
-def plot_labels_to_target(result, target, *, score="score", ax=None):
+def plot_labels_to_target(result, target, *, score="score", ax=None, greater_is_better=True):
     """Bars of the median labels needed to reach ``target``, with 25-75 % whiskers.
 
     Learners that reach the target in fewer than half of the repeats get a hatched bar at the
@@ -76,12 +76,14 @@ def plot_labels_to_target(result, target, *, score="score", ax=None):
         The score column.
     ax : matplotlib Axes, default=None
         Where to draw; None makes a new figure.
+    greater_is_better : bool, default=True
+        False for a loss: the target is reached when the score falls to it.
 
     Returns
     -------
     fig : matplotlib Figure
     """
-    summary = summarize(result, target=target, score=score)
+    summary = summarize(result, target=target, score=score, greater_is_better=greater_is_better)
     fig, ax = _axes(ax)
     names = [str(name) for name in summary.index]
     budget = float(summary["final_labels"].max())

@@ -66,7 +66,7 @@ def aulc(n_labels, scores, *, score_range=(0.0, 1.0)):
     return float(area / width)
 
 
-def labels_to_target(n_labels, scores, target):
+def labels_to_target(n_labels, scores, target, *, greater_is_better=True):
     """The number of labels at which a learning curve first reaches ``target``.
 
     Parameters
@@ -76,7 +76,9 @@ def labels_to_target(n_labels, scores, target):
     scores : array-like of shape (n_points,)
         Test score at each point.
     target : float
-        The score to reach (``score >= target``).
+        The score to reach (``score >= target``; ``score <= target`` for a loss).
+    greater_is_better : bool, default=True
+        False for a loss (RMSE, Hamming loss): the curve reaches the target from above.
 
     Returns
     -------
@@ -93,7 +95,7 @@ def labels_to_target(n_labels, scores, target):
     inf
     """
     n_labels, scores = _check_curve(n_labels, scores)
-    reached = np.flatnonzero(scores >= target)
+    reached = np.flatnonzero(scores >= target if greater_is_better else scores <= target)
     return float(n_labels[reached[0]]) if reached.size else float("inf")
 
 
@@ -139,7 +141,7 @@ def _curves(result, score):
     return result.groupby(["learner", "repeat"], sort=False)
 
 
-def _per_repeat(result, score, target, score_range):
+def _per_repeat(result, score, target, score_range, greater_is_better=True):
     rows = []
     for (learner, repeat), curve in _curves(result, score):
         row = {
@@ -151,12 +153,15 @@ def _per_repeat(result, score, target, score_range):
             "aulc": aulc(curve["n_labels"], curve[score], score_range=score_range),
         }
         if target is not None:
-            row["labels_to_target"] = labels_to_target(curve["n_labels"], curve[score], target)
+            row["labels_to_target"] = labels_to_target(
+                curve["n_labels"], curve[score], target, greater_is_better=greater_is_better
+            )
         rows.append(row)
     return pd.DataFrame(rows)
 
 
-def summarize(result, *, target=None, score="score", score_range=(0.0, 1.0)):
+def summarize(result, *, target=None, score="score", score_range=(0.0, 1.0),
+              greater_is_better=True):
     """One row per learner: final score, AULC and labels-to-target quantiles over repeats.
 
     Parameters
@@ -169,6 +174,8 @@ def summarize(result, *, target=None, score="score", score_range=(0.0, 1.0)):
         The score column to summarise.
     score_range : tuple of float, default=(0.0, 1.0)
         The metric's range, for the AULC normalisation (see :func:`aulc`).
+    greater_is_better : bool, default=True
+        False for a loss: the target is reached when the score falls to it.
 
     Returns
     -------
@@ -179,7 +186,7 @@ def summarize(result, *, target=None, score="score", score_range=(0.0, 1.0)):
         ``reached`` (the fraction of repeats that reached it). Standard deviations are over
         repeats (``ddof=1``; NaN for one repeat).
     """
-    per_repeat = _per_repeat(result, score, target, score_range)
+    per_repeat = _per_repeat(result, score, target, score_range, greater_is_better)
     rows = []
     for learner, group in per_repeat.groupby("learner", sort=False):
         row = {
@@ -241,7 +248,26 @@ def _baselines(result, baseline):
     return pairs
 
 
-def compare_to_random(result, *, baseline=None, score="score", score_range=(0.0, 1.0)):
+def _paired(mine, theirs, learner, base):
+    """The repeats ``mine`` and ``theirs`` (frames indexed by repeat) share, checked paired."""
+    common = mine.index.intersection(theirs.index)
+    if not (mine.loc[common, "seed"] == theirs.loc[common, "seed"]).all():
+        raise ValueError(f"{learner!r} and {base!r} do not share their seeds; not paired.")
+    return common
+
+
+def _paired_test(diff, greater_is_better):
+    """Wins (repeats where the learner is better) and the two-sided Wilcoxon signed-rank
+    p-value of the paired differences ``diff`` (learner minus baseline)."""
+    diff = np.asarray(diff, dtype=float)
+    wins = int((diff > 0).sum() if greater_is_better else (diff < 0).sum())
+    if diff.size and np.any(diff != 0):
+        return wins, float(stats.wilcoxon(diff).pvalue)
+    return wins, float("nan")
+
+
+def compare_to_random(result, *, baseline=None, score="score", score_range=(0.0, 1.0),
+                      greater_is_better=True):
     """Paired comparison of every learner against random sampling, repeat by repeat.
 
     Repeat ``r`` of every learner shares its seed and initial labelled rows (see
@@ -259,15 +285,19 @@ def compare_to_random(result, *, baseline=None, score="score", score_range=(0.0,
         The score column.
     score_range : tuple of float, default=(0.0, 1.0)
         The metric's range, for the AULC normalisation.
+    greater_is_better : bool, default=True
+        False for a loss (RMSE, Hamming loss): a win is then a lower AULC, i.e. a lower
+        mean loss over the budget.
 
     Returns
     -------
     comparison : pandas.DataFrame
         Indexed by learner, with ``baseline``, ``n_pairs``, ``aulc_diff_mean``,
-        ``aulc_diff_std``, ``final_diff_mean`` (learner minus baseline), ``wins`` (repeats where
-        the learner's AULC is higher), and ``p_value``: the two-sided Wilcoxon signed-rank test
-        of the AULC differences (NaN when all differences are zero; with few repeats it cannot
-        be small: 3 pairs give at least 0.25).
+        ``aulc_diff_std``, ``final_diff_mean`` (learner minus baseline, whatever the
+        direction), ``wins`` (repeats where the learner's AULC is better: higher, or lower
+        for a loss), and ``p_value``: the two-sided Wilcoxon signed-rank test of the AULC
+        differences (NaN when all differences are zero; with few repeats it cannot be
+        small: 3 pairs give at least 0.25).
     """
     pairs = _baselines(result, baseline)
     per_repeat = _per_repeat(result, score, None, score_range).set_index(["learner", "repeat"])
@@ -275,15 +305,10 @@ def compare_to_random(result, *, baseline=None, score="score", score_range=(0.0,
     for learner, base in pairs.items():
         mine = per_repeat.loc[learner]
         theirs = per_repeat.loc[base]
-        common = mine.index.intersection(theirs.index)
-        if not (mine.loc[common, "seed"] == theirs.loc[common, "seed"]).all():
-            raise ValueError(f"{learner!r} and {base!r} do not share their seeds; not paired.")
+        common = _paired(mine, theirs, learner, base)
         diff = mine.loc[common, "aulc"] - theirs.loc[common, "aulc"]
         final = mine.loc[common, "final_score"] - theirs.loc[common, "final_score"]
-        if len(diff) and np.any(diff.to_numpy() != 0):
-            p_value = float(stats.wilcoxon(diff.to_numpy()).pvalue)
-        else:
-            p_value = float("nan")
+        wins, p_value = _paired_test(diff, greater_is_better)
         rows.append(
             {
                 "learner": learner,
@@ -292,8 +317,85 @@ def compare_to_random(result, *, baseline=None, score="score", score_range=(0.0,
                 "aulc_diff_mean": diff.mean(),
                 "aulc_diff_std": diff.std(ddof=1),
                 "final_diff_mean": final.mean(),
-                "wins": int((diff > 0).sum()),
+                "wins": wins,
                 "p_value": p_value,
             }
         )
     return pd.DataFrame(rows).set_index("learner")
+
+
+def compare_at_labels(result, n_labels, *, baseline=None, score="score",
+                      greater_is_better=True):
+    """Paired comparison with random sampling at fixed numbers of labels.
+
+    At ``n`` labels a run's score is that of the last model trained on at most ``n`` labels
+    (the model a user would hold with that budget). Differences are taken repeat by repeat,
+    as in :func:`compare_to_random`, and tested with the two-sided Wilcoxon signed-rank test.
+
+    Parameters
+    ----------
+    result : pandas.DataFrame
+        The tidy result of :func:`run_experiment`.
+    n_labels : int or sequence of int
+        The label counts to compare at.
+    baseline : str, default=None
+        The learner to compare against; None picks random sampling (see
+        :func:`compare_to_random`).
+    score : str, default="score"
+        The score column.
+    greater_is_better : bool, default=True
+        False for a loss: a win is then a lower score.
+
+    Returns
+    -------
+    comparison : pandas.DataFrame
+        Indexed by ``(learner, n_labels)`` for every learner, the baseline included (its
+        comparison columns empty), with ``mean`` and ``std`` over repeats, ``baseline``,
+        ``diff_mean`` (learner minus baseline), ``wins``, ``n_pairs`` and ``p_value``.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> from skal.experiments import compare_at_labels
+    >>> result = pd.DataFrame({
+    ...     "learner": ["random"] * 4 + ["greedy"] * 4, "strategy": ["random"] * 4 + ["x"] * 4,
+    ...     "repeat": [0, 0, 1, 1] * 2, "seed": [5, 5, 6, 6] * 2, "n_labels": [10, 20] * 4,
+    ...     "score": [9.0, 8.0, 9.0, 7.0, 9.0, 6.0, 9.0, 6.5]})  # an RMSE
+    >>> table = compare_at_labels(result, 20, greater_is_better=False)
+    >>> row = table.loc[("greedy", 20)]  # RMSE 6.0 and 6.5 against 8.0 and 7.0: lower
+    >>> float(row["diff_mean"]), int(row["wins"])
+    (-1.25, 2)
+    """
+    if score not in result.columns:
+        raise KeyError(f"No column {score!r} in the result; columns: {list(result.columns)}.")
+    counts = [int(n) for n in np.atleast_1d(n_labels)]
+    pairs = _baselines(result, baseline)
+    learners = list(dict.fromkeys(result["learner"]))
+    at = {}
+    for n in counts:
+        upto = result[result["n_labels"] <= n].sort_values("n_labels", kind="stable")
+        last = upto.groupby(["learner", "repeat"], sort=False).tail(1)
+        at[n] = last.set_index(["learner", "repeat"])[["seed", score]]
+    rows = []
+    for learner in learners:
+        for n in counts:
+            table = at[n]
+            if learner not in table.index.get_level_values(0):
+                raise ValueError(f"{learner!r} has no score with at most {n} labels.")
+            mine = table.loc[learner]
+            row = {"learner": learner, "n_labels": n, "mean": mine[score].mean(),
+                   "std": mine[score].std(ddof=1)}
+            base = pairs.get(learner)
+            if base is not None:
+                theirs = table.loc[base]
+                common = _paired(mine, theirs, learner, base)
+                diff = mine.loc[common, score] - theirs.loc[common, score]
+                wins, p_value = _paired_test(diff, greater_is_better)
+                row.update(baseline=base, diff_mean=diff.mean(), wins=wins,
+                           n_pairs=len(common), p_value=p_value)
+            rows.append(row)
+    columns = ["learner", "n_labels", "mean", "std", "baseline", "diff_mean", "wins",
+               "n_pairs", "p_value"]
+    table = pd.DataFrame(rows).reindex(columns=columns)
+    table[["wins", "n_pairs"]] = table[["wins", "n_pairs"]].astype("Int64")  # NA: the baseline
+    return table.set_index(["learner", "n_labels"])
