@@ -15,7 +15,7 @@ STRATEGY_NAMES = [
 COLD_START = {"RandomSampling", "CoreSet", "TypiClust", "ProbCover"}
 # Strategies that need posterior samples (a committee or an MC-dropout network).
 NEEDS_SAMPLES = {"VoteEntropy", "KLDivergence", "ConsensusEntropy", "BALD", "BatchBALD",
-                 "StochasticBALD", "EMCM"}
+                 "StochasticBALD", "EMCM", "EPIG"}
 # The kind of target each strategy is for; the others are for single-label classification.
 # RandomSampling, CoreSet, TypiClust and ProbCover take any target and are tested with
 # class labels here.

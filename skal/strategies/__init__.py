@@ -13,9 +13,12 @@ from skal.strategies._bayesian import (
 )
 from skal.strategies._coldstart import ProbCover, TypiClust
 from skal.strategies._committee import ConsensusEntropy, KLDivergence, VoteEntropy
+from skal.strategies._density import InformationDensity
 from skal.strategies._diversity import BADGE, CoreSet, RankedBatch
+from skal.strategies._error_reduction import ExpectedErrorReduction
 from skal.strategies._multilabel import MMC, AdaptiveMultilabel, MultilabelMargin
 from skal.strategies._portfolio import ActiveLearningByLearning
+from skal.strategies._prediction import EPIG
 from skal.strategies._regression import EMCM, GreedySampling, VarianceSampling
 from skal.strategies._uncertainty import (
     DecisionMargin,
@@ -52,6 +55,9 @@ __all__ = [
     "MMC",
     "AdaptiveMultilabel",
     "ActiveLearningByLearning",
+    "EPIG",
+    "InformationDensity",
+    "ExpectedErrorReduction",
     "bald_terms",
     "greedy_batchbald",
 ]
