@@ -128,8 +128,9 @@ def main():
     parser.add_argument("--think", type=float, default=0.5,
                         help="seconds the simulated person looks at each sample")
     parser.add_argument("--batch-size", type=int, default=10)
-    parser.add_argument("--mnist", default=os.environ.get("SKAL_MNIST_DIR",
-                                                          "/work/shared/data/mnist"))
+    here = os.path.dirname(os.path.abspath(__file__))
+    parser.add_argument("--mnist", default=os.environ.get(
+        "SKAL_MNIST_DIR", os.path.join(here, "..", "..", "shared", "data", "mnist")))
     parser.add_argument("--mnist-pool", type=int, default=5000)
     parser.add_argument("--only", choices=("logreg-digits", "cnn-mnist"), default=None)
     args = parser.parse_args()

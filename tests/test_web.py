@@ -206,7 +206,9 @@ def test_csv_text_and_npy_pools(tmp_path):
 
 
 def test_mnist_folder_pool():
-    folder = "/work/shared/data/mnist"
+    folder = os.environ.get("SKAL_MNIST_DIR", os.path.join(
+        os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
+        "shared", "data", "mnist"))
     if not os.path.exists(os.path.join(folder, "t10k-images-idx3-ubyte.gz")):
         pytest.skip(f"the MNIST files are not in {folder}")
     pool = load_pool(folder)
@@ -321,3 +323,33 @@ def test_import_skal_does_not_import_the_web_libraries():
             "bad = sorted({'starlette', 'uvicorn', 'PIL', 'selenium'} & set(sys.modules)); "
             "assert not bad, bad")
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_held_out_files_and_command_line_errors(tmp_path, capsys):
+    from skal._cli import main
+    from skal.labeling._webcli import load_held_out
+
+    (tmp_path / "held.csv").write_text("id,x1,x2,label\nh0,1,2,cat\nh1,3,4,dog\n")
+    X, y = load_held_out(str(tmp_path / "held.csv"))
+    assert X.tolist() == [[1.0, 2.0], [3.0, 4.0]] and y.tolist() == ["cat", "dog"]
+    np.savez(tmp_path / "held.npz", X=np.ones((3, 2, 2)), y=[0, 1, 0])
+    X, y = load_held_out(str(tmp_path / "held.npz"))
+    assert X.shape == (3, 4) and y.tolist() == [0, 1, 0]
+    np.savez(tmp_path / "bad.npz", X=np.ones((3, 2)))
+    (tmp_path / "pool.csv").write_text("id,x1,x2\np0,1,2\np1,3,4\n")
+    journal = tmp_path / "j.sqlite"
+    common = ["label", str(tmp_path / "pool.csv"), "--web", "--journal", str(journal),
+              "--classes", "cat,dog"]
+    cases = [
+        (["--port", "70000"], "--port must be"),
+        (["--held-out", str(tmp_path / "bad.npz")], "arrays named X and y"),
+        (["--held-out", str(tmp_path / "missing.npz")], "no file"),
+        (["--export", str(tmp_path / "out.txt")], "*.csv or *.json"),
+        (["--keys", "s1"], "reserved"),
+        (["--resume"], "no journal"),
+    ]
+    for extra, message in cases:
+        assert main(common + extra) == 2, extra
+        err = capsys.readouterr().err
+        assert err.startswith("skal label: error: ") and message in err, err
+    assert not journal.exists()

@@ -28,7 +28,10 @@ from selenium.webdriver.common.action_chains import ActionChains  # noqa: E402
 from selenium.webdriver.common.by import By  # noqa: E402
 from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
 
-MNIST = os.environ.get("SKAL_MNIST_DIR", "/work/shared/data/mnist")
+# The MNIST files: $SKAL_MNIST_DIR, else shared/data/mnist beside the repository.
+MNIST = os.environ.get("SKAL_MNIST_DIR", os.path.join(
+    os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
+    "shared", "data", "mnist"))
 WAIT = 60
 
 
