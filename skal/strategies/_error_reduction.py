@@ -9,10 +9,21 @@ from joblib import Parallel, delayed
 from sklearn.base import clone
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import _num_samples
+from threadpoolctl import threadpool_limits
 
 from skal._validation import concat_rows
-from skal.strategies._base import QueryStrategy, _describe, require, take_rows, top_k
+from skal.strategies._base import (
+    QueryStrategy,
+    _describe,
+    _n_columns,
+    require,
+    take_rows,
+    top_k,
+)
 from skal.strategies._uncertainty import entropy
+
+# Labelled sets of fewer values (rows x features) than this are refitted on one BLAS thread.
+_SMALL_FIT = 2**22
 
 
 def _error(proba, loss):
@@ -154,13 +165,18 @@ class ExpectedErrorReduction(QueryStrategy):
         if n_jobs not in (None, 1) and "n_jobs" in params:
             overrides["n_jobs"] = None  # the candidates are parallel already
         template.set_params(**overrides)
-        expected = Parallel(n_jobs=n_jobs)(
-            delayed(_expected_error)(
-                template, X_labeled, np.asarray(y_labeled), take_rows(X_pool, [i]),
-                learner.classes_, proba[i], X_eval, self.loss,
+        # Refits of a small labelled set are several times faster (wall and CPU) on one
+        # BLAS thread than on threads that wake for every tiny product; joblib's process
+        # workers limit their own threads.
+        small = _num_samples(X_labeled) * _n_columns(X_labeled) < _SMALL_FIT
+        with threadpool_limits(1 if small else None, user_api="blas"):
+            expected = Parallel(n_jobs=n_jobs)(
+                delayed(_expected_error)(
+                    template, X_labeled, np.asarray(y_labeled), take_rows(X_pool, [i]),
+                    learner.classes_, proba[i], X_eval, self.loss,
+                )
+                for i in candidates
             )
-            for i in candidates
-        )
         reduction = current_error - np.asarray(expected)
         order = top_k(reduction, batch_size, random_state)
         return candidates[order], reduction[order]
