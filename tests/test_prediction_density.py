@@ -94,6 +94,10 @@ def test_epig_equals_the_definition_and_lies_within_its_bounds(P, Q):
     assert (epig <= bald_terms(Q)[0].mean() + 1e-9).all()
     # One posterior sample: no disagreement, nothing to learn about y*.
     assert np.allclose(epig_scores(P[:1], Q[:1]), 0.0)
+    # A target whose label names the sample (sample k predicts class k for sure): then y*
+    # is the sample, and EPIG is BALD, mean_k KL(p_k || mean p).
+    revealing = np.eye(3)[:, None, :]
+    np.testing.assert_allclose(epig_scores(P, revealing), bald_terms(P)[0], atol=1e-10)
 
 
 def test_epig_blocks_give_the_same_answer(monkeypatch):
