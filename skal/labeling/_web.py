@@ -2,7 +2,6 @@
 the annotators' sessions (``_desk.py``); every write is checked, then answered only after its
 journal commit. Starlette and uvicorn are imported only inside the functions here."""
 
-import asyncio
 import contextlib
 import hmac
 import ipaddress
@@ -104,6 +103,8 @@ random_state, timeout
         ``app.state.desk`` holds the sessions, ``app.state.call(func, *args)`` runs
         ``func`` in their thread; they are closed at the app's shutdown.
     """
+    import asyncio
+
     from starlette.applications import Starlette
     from starlette.responses import HTMLResponse, JSONResponse, Response
     from starlette.routing import Route
