@@ -168,6 +168,10 @@ class ActiveLearner(ClassifierMixin, _SingleEstimatorLearner):
     initial_strategy : callable, default=None
         How a simulated run picks its ``n_initial`` rows, called with an unfitted learner
         (a cold-start strategy). ``None`` means uniformly at random.
+    stopping : StoppingCriterion or list of them, default=None
+        When to stop early (:mod:`skal.stopping`): a simulated run stops when any criterion
+        says so, before ``budget`` is spent, and ``history_`` records why; interactively,
+        ask :meth:`should_stop` after each :meth:`teach`. ``None``: never stop early.
     missing_label : int, float, str or None, default=-1
         The value of ``y`` that marks an unlabelled row; ``np.nan`` and ``None`` work too.
     update : {"refit", "warm_start", "partial_fit"}, default="refit"
@@ -203,7 +207,10 @@ class ActiveLearner(ClassifierMixin, _SingleEstimatorLearner):
         One entry per fit: ``cycle``, ``event`` (``"fit"``, ``"initial"``, ``"query"`` or
         ``"teach"``), ``n_labels``, ``indices`` (rows of ``X`` acquired in the cycle;
         ``None`` for :meth:`teach`), ``scores`` (their selection scores or None),
-        ``fit_seconds`` and ``query_seconds``. ``pandas.DataFrame(history_)`` tabulates it.
+        ``fit_seconds``, ``query_seconds`` and ``stop`` (why the run stopped after this
+        fit, else None). ``pandas.DataFrame(history_)`` tabulates it.
+    stop_reason_ : str or None
+        Why the run stopped early (``"<criterion>: <why>"``), or None.
     n_features_in_ : int
         Number of features seen during fit.
     feature_names_in_ : ndarray of shape (`n_features_in_`,)
@@ -231,6 +238,7 @@ class ActiveLearner(ClassifierMixin, _SingleEstimatorLearner):
         budget=None,
         n_initial=10,
         initial_strategy=None,
+        stopping=None,
         missing_label=-1,
         update="refit",
         random_state=None,
@@ -243,6 +251,7 @@ class ActiveLearner(ClassifierMixin, _SingleEstimatorLearner):
         self.budget = budget
         self.n_initial = n_initial
         self.initial_strategy = initial_strategy
+        self.stopping = stopping
         self.missing_label = missing_label
         self.update = update
         self.random_state = random_state
@@ -315,6 +324,10 @@ class ActiveRegressor(RegressorMixin, _SingleEstimatorLearner):
     initial_strategy : callable, default=None
         How a simulated run picks its ``n_initial`` rows, called with an unfitted learner.
         ``None`` means uniformly at random; ``GreedySampling(space="x")`` is the GSx start.
+    stopping : StoppingCriterion or list of them, default=None
+        When to stop early (:mod:`skal.stopping`): a simulated run stops when any criterion
+        says so, before ``budget`` is spent, and ``history_`` records why; interactively,
+        ask :meth:`should_stop` after each :meth:`teach`. ``None``: never stop early.
     missing_label : float or None, default=np.nan
         The value of ``y`` that marks an unlabelled row (in every output column).
     update : {"refit", "warm_start", "partial_fit"}, default="refit"
@@ -339,7 +352,7 @@ class ActiveRegressor(RegressorMixin, _SingleEstimatorLearner):
         The labelled rows the model is trained on.
     y_labeled_ : ndarray of shape (n_labels,) or (n_labels, n_outputs)
         Their targets, as float64.
-    labeled_indices_, history_, n_features_in_, feature_names_in_ :
+    labeled_indices_, history_, stop_reason_, n_features_in_, feature_names_in_ :
         As in :class:`ActiveLearner`.
 
     Examples
@@ -367,6 +380,7 @@ class ActiveRegressor(RegressorMixin, _SingleEstimatorLearner):
         budget=None,
         n_initial=10,
         initial_strategy=None,
+        stopping=None,
         missing_label=np.nan,
         update="refit",
         random_state=None,
@@ -379,6 +393,7 @@ class ActiveRegressor(RegressorMixin, _SingleEstimatorLearner):
         self.budget = budget
         self.n_initial = n_initial
         self.initial_strategy = initial_strategy
+        self.stopping = stopping
         self.missing_label = missing_label
         self.update = update
         self.random_state = random_state

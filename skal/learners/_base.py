@@ -24,6 +24,7 @@ from skal._validation import (
     check_same_length,
     concat_rows,
 )
+from skal.stopping import StoppingCriterion
 from skal.strategies._base import (
     check_query_strategy,
     check_row_indices,
@@ -184,6 +185,8 @@ class BaseActiveLearner(MetaEstimatorMixin, BaseEstimator, metaclass=ABCMeta):
         rng = check_random_state(self.random_state)
         self._model_seed, self._strategy_seed = (int(s) for s in rng.randint(_MAX_SEED, size=2))
         self.query_strategy_ = self._resolve_strategy(self.query_strategy, self._default_strategy())
+        self.stopping_ = self._resolve_stopping()
+        self.stop_reason_ = None
         self.history_ = []
         if self.budget is None:
             if initial_rows is not None:
@@ -265,6 +268,33 @@ class BaseActiveLearner(MetaEstimatorMixin, BaseEstimator, metaclass=ABCMeta):
             self._history_row(None, None, "teach", time.perf_counter() - start, 0.0)
         )
         return self
+
+    def should_stop(self, X_pool):
+        """Ask the ``stopping`` criteria whether more labels are unlikely to help.
+
+        A simulated run asks after every fit. In a loop of your own, ask once after every
+        :meth:`teach` (criteria such as :class:`~skal.stopping.StabilizingPredictions`
+        compare successive models).
+
+        Parameters
+        ----------
+        X_pool : array-like of shape (n_pool, n_features)
+            The rows still unlabelled.
+
+        Returns
+        -------
+        reason : str or None
+            ``"<criterion>: <why>"`` for the first criterion that says stop (also kept in
+            ``stop_reason_``), or ``None`` to go on (always, without criteria).
+        """
+        check_is_fitted(self)
+        X_pool = self._check_X(X_pool, "X_pool")
+        for criterion in self.stopping_:
+            why = criterion.check(self, X_pool)
+            if why is not None:
+                self.stop_reason_ = f"{type(criterion).__name__}: {why}"
+                return self.stop_reason_
+        return None
 
     @available_if(_model_has("predict"))
     def predict(self, X):
@@ -375,6 +405,22 @@ class BaseActiveLearner(MetaEstimatorMixin, BaseEstimator, metaclass=ABCMeta):
         # A strategy left unseeded draws its tie-breaks from the learner's seed, so that the
         # same learner random_state gives the same run.
         return seed_estimator(clone(strategy), self._strategy_seed, overwrite=False)
+
+    def _resolve_stopping(self):
+        """Fresh clones of the ``stopping`` criteria: their state belongs to one run."""
+        criteria = self.stopping
+        if criteria is None:
+            return []
+        if not isinstance(criteria, list | tuple):
+            criteria = [criteria]
+        for criterion in criteria:
+            if not isinstance(criterion, StoppingCriterion):
+                raise TypeError(
+                    "stopping must be a criterion from skal.stopping (e.g. "
+                    "StabilizingPredictions()), a list of them or None, got "
+                    f"{type(criterion).__name__}."
+                )
+        return [clone(criterion) for criterion in criteria]
 
     def _check_X(self, X, name="X"):
         X = as_row_container(X)
@@ -487,6 +533,7 @@ class BaseActiveLearner(MetaEstimatorMixin, BaseEstimator, metaclass=ABCMeta):
             "scores": scores,
             "fit_seconds": fit_seconds,
             "query_seconds": query_seconds,
+            "stop": None,
         }
 
     def _simulate(self, X, y, available, rng, on_cycle, initial_rows=None):
@@ -527,13 +574,14 @@ class BaseActiveLearner(MetaEstimatorMixin, BaseEstimator, metaclass=ABCMeta):
             scores = np.concatenate([scores, np.full(acquired.size - scores.size, np.nan)])
         self._record_fit(X, y, acquired, "initial", time.perf_counter() - start, scores)
         self.labeled_indices_ = acquired
-        if on_cycle is not None:
-            on_cycle(self, self.history_[-1])
-
         in_pool = np.zeros(_num_samples(y), dtype=bool)
         in_pool[available] = True
         in_pool[acquired] = False
-        while acquired.size < budget and in_pool.any():
+        stop = self._check_stopping(X, in_pool)
+        if on_cycle is not None:
+            on_cycle(self, self.history_[-1])
+
+        while not stop and acquired.size < budget and in_pool.any():
             pool = np.flatnonzero(in_pool)
             n_query = min(self.batch_size, budget - acquired.size, pool.size)
             start = time.perf_counter()
@@ -557,8 +605,18 @@ class BaseActiveLearner(MetaEstimatorMixin, BaseEstimator, metaclass=ABCMeta):
                 )
             )
             self.labeled_indices_ = acquired
+            stop = self._check_stopping(X, in_pool)
             if on_cycle is not None:
                 on_cycle(self, self.history_[-1])
+
+    def _check_stopping(self, X, in_pool):
+        """Ask the stopping criteria about the latest model; record a stop in ``history_``."""
+        if not self.stopping_ or not in_pool.any():
+            return False
+        reason = self.should_stop(take_rows(X, np.flatnonzero(in_pool)))
+        if reason is not None:
+            self.history_[-1]["stop"] = reason
+        return reason is not None
 
     def _ensure_two_classes(self, acquired, available, y, budget, rng):
         """Extend a one-class initial set with random rows until a second class appears.

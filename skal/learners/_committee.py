@@ -159,6 +159,10 @@ class CommitteeLearner(ClassifierMixin, _Committee):
         Size of the initial labelled set of a simulated run.
     initial_strategy : callable, default=None
         How a simulated run picks its initial rows; ``None`` means at random.
+    stopping : StoppingCriterion or list of them, default=None
+        When to stop early (:mod:`skal.stopping`): a simulated run stops when any criterion
+        says so, before ``budget`` is spent, and ``history_`` records why; interactively,
+        ask :meth:`should_stop` after each :meth:`teach`. ``None``: never stop early.
     missing_label : int, float, str or None, default=-1
         The value of ``y`` that marks an unlabelled row.
     update : {"refit", "warm_start", "partial_fit"}, default="refit"
@@ -177,7 +181,8 @@ class CommitteeLearner(ClassifierMixin, _Committee):
         The fitted members.
     classes_ : ndarray of shape (n_classes,)
         Classes seen in the labelled rows.
-    query_strategy_, X_labeled_, y_labeled_, labeled_indices_, history_, n_features_in_ :
+    query_strategy_, X_labeled_, y_labeled_, labeled_indices_, history_, stop_reason_,
+    n_features_in_ :
         As in :class:`~skal.ActiveLearner`.
 
     Examples
@@ -201,6 +206,7 @@ class CommitteeLearner(ClassifierMixin, _Committee):
         budget=None,
         n_initial=10,
         initial_strategy=None,
+        stopping=None,
         missing_label=-1,
         update="refit",
         random_state=None,
@@ -215,6 +221,7 @@ class CommitteeLearner(ClassifierMixin, _Committee):
         self.budget = budget
         self.n_initial = n_initial
         self.initial_strategy = initial_strategy
+        self.stopping = stopping
         self.missing_label = missing_label
         self.update = update
         self.random_state = random_state
@@ -316,6 +323,10 @@ class CommitteeRegressor(RegressorMixin, _Committee):
         Size of the initial labelled set of a simulated run.
     initial_strategy : callable, default=None
         How a simulated run picks its initial rows; ``None`` means at random.
+    stopping : StoppingCriterion or list of them, default=None
+        When to stop early (:mod:`skal.stopping`): a simulated run stops when any criterion
+        says so, before ``budget`` is spent, and ``history_`` records why; interactively,
+        ask :meth:`should_stop` after each :meth:`teach`. ``None``: never stop early.
     missing_label : float or None, default=np.nan
         The value of ``y`` that marks an unlabelled row (in every output column).
     update : {"refit", "warm_start", "partial_fit"}, default="refit"
@@ -334,7 +345,8 @@ class CommitteeRegressor(RegressorMixin, _Committee):
         The fitted members.
     target_kind_ : str
         ``"regression"``.
-    query_strategy_, X_labeled_, y_labeled_, labeled_indices_, history_, n_features_in_ :
+    query_strategy_, X_labeled_, y_labeled_, labeled_indices_, history_, stop_reason_,
+    n_features_in_ :
         As in :class:`~skal.ActiveRegressor`.
 
     Examples
@@ -363,6 +375,7 @@ class CommitteeRegressor(RegressorMixin, _Committee):
         budget=None,
         n_initial=10,
         initial_strategy=None,
+        stopping=None,
         missing_label=np.nan,
         update="refit",
         random_state=None,
@@ -377,6 +390,7 @@ class CommitteeRegressor(RegressorMixin, _Committee):
         self.budget = budget
         self.n_initial = n_initial
         self.initial_strategy = initial_strategy
+        self.stopping = stopping
         self.missing_label = missing_label
         self.update = update
         self.random_state = random_state
