@@ -264,7 +264,7 @@ def resolve_options(args):
         value = getattr(args, key, None)
         if value is not None:
             options[key] = value
-    task = task_for(str(options["data"]), options["model"], NET_MODELS)
+    task = _task(options)
     if options["model"] is None:
         options["model"] = task.default_model
     if options["strategies"] is None:
@@ -447,6 +447,11 @@ def parse_strategy(spec, registry=None):
 
 
 # ---------------------------------------------------------------------------- data and models
+def _task(options):
+    """The run's :class:`~skal.experiments._tasks.Task`, from its data set and model."""
+    return task_for(str(options["data"]), options["model"], NET_MODELS)
+
+
 def load_data(options, task=None):
     """Return ``(X_pool, X_test, y_pool, y_test, name)`` for the ``data`` option."""
     from sklearn.model_selection import train_test_split
@@ -456,7 +461,7 @@ def load_data(options, task=None):
     source = str(options["data"])
     seed = options["seed"]
     path = Path(source)
-    task = task_for(source, options["model"], NET_MODELS) if task is None else task
+    task = task or _task(options)
     if source in BUNDLED_DATA:
         X, y = load_dataset(source)
         name = source
@@ -544,7 +549,7 @@ def make_model(options, n_features, n_classes, validation=None, task=None):
     """The estimator for the ``model`` option; ``validation`` is ``(classes, X, y)`` for early
     stopping of the torch networks."""
     name = options["model"]
-    task = task_for(str(options["data"]), name, NET_MODELS) if task is None else task
+    task = task or _task(options)
     if name in NET_MODELS:
         return _make_net(name, options, n_features, n_classes, validation)
     return task.models[name]()
@@ -609,7 +614,7 @@ def make_learners(options, estimator, task=None):
     """``{strategy spec: learner}``, each strategy wrapped in the learner it needs."""
     from skal.strategies._base import check_target_kind
 
-    task = task_for(str(options["data"]), options["model"], NET_MODELS) if task is None else task
+    task = task or _task(options)
     registry = strategy_registry()
     learners = {}
     common = {"batch_size": options["batch_size"], "n_initial": options["initial_size"]}
@@ -677,7 +682,7 @@ def run(args):
         write_config(options, out / "config.toml")
         return run_recipe(options, out, progress=not getattr(args, "quiet", False))
     _check_device(options)
-    task = task_for(str(options["data"]), options["model"], NET_MODELS)
+    task = _task(options)
     X_pool, X_test, y_pool, y_test, data_name = load_data(options, task)
     n_classes = np.unique(y_pool).size if task.kind == "classification" else None
     X_pool, y_pool, validation = _split_validation(X_pool, y_pool, options)
