@@ -20,17 +20,22 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_OUT = ROOT / "docs" / "results" / "regression_multilabel"
 
-# data set: (skal run options, label counts of the tables)
+# folder: (skal run options, label counts of the tables)
 RUNS = {
-    "diabetes": (["--budget", "150", "--initial-size", "10", "--batch-size", "10"],
-                 [30, 80, 150]),
-    "friedman1": (["--budget", "200", "--initial-size", "10", "--batch-size", "10"],
-                  [50, 100, 200]),
+    "diabetes": (["--data", "diabetes", "--budget", "150", "--initial-size", "10",
+                  "--batch-size", "10"], [30, 80, 150]),
+    "friedman1": (["--data", "friedman1", "--budget", "200", "--initial-size", "10",
+                   "--batch-size", "10"], [50, 100, 200]),
     # 20 rows: a pool of 15 and a test set of 5, one label at a time
-    "linnerud": (["--budget", "15", "--initial-size", "3", "--batch-size", "1"],
-                 [5, 8, 12]),
-    "multilabel": (["--budget", "200", "--initial-size", "20", "--batch-size", "10"],
-                   [50, 100, 200]),
+    "linnerud": (["--data", "linnerud", "--budget", "15", "--initial-size", "3",
+                  "--batch-size", "1"], [5, 8, 12]),
+    "multilabel": (["--data", "multilabel", "--budget", "200", "--initial-size", "20",
+                    "--batch-size", "10"], [50, 100, 200]),
+    # EMCM as in its paper, on a linear model: a committee of bootstrapped BayesianRidge
+    "diabetes_bayesian_ridge": (["--data", "diabetes", "--model", "bayesian_ridge",
+                                 "--strategies", "random", "variance", "emcm",
+                                 "--budget", "150", "--initial-size", "10",
+                                 "--batch-size", "10"], [30, 80, 150]),
 }
 
 
@@ -105,7 +110,7 @@ def main(argv=None):
         folder = args.out / data
         start = time.perf_counter()
         if not args.tables_only:
-            status = skal(["run", "--data", data, *options, "--repeats", str(args.repeats),
+            status = skal(["run", *options, "--repeats", str(args.repeats),
                            "--n-jobs", str(args.n_jobs), "--quiet", "--output", str(folder)])
             if status:
                 return status
