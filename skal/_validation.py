@@ -174,3 +174,42 @@ def check_same_length(X, y, X_name="X", y_name="y"):
     n_X, n_y = _num_samples(X), _num_samples(y)
     if n_X != n_y:
         raise ValueError(f"{X_name} has {n_X} rows but {y_name} has {n_y} labels.")
+
+
+def label_costs_of(label_cost, X, name="label_cost"):
+    """Per-row annotation costs of the rows ``X``: positive finite floats, shape (n_rows,).
+
+    ``label_cost`` is ``None`` (every label costs 1), a column of ``X`` (a DataFrame column
+    name, or an integer position in an array's columns) or a callable ``label_cost(X) ->
+    costs``.
+    """
+    n_rows = _num_samples(X)
+    if label_cost is None:
+        return np.ones(n_rows)
+    if callable(label_cost):
+        values = label_cost(X)
+    elif isinstance(label_cost, str | numbers.Integral) and not isinstance(label_cost, bool):
+        try:
+            values = X[label_cost] if hasattr(X, "iloc") else np.asarray(X)[:, label_cost]
+        except (KeyError, IndexError, TypeError) as error:
+            raise ValueError(
+                f"{name}={label_cost!r} names no column of X ({error}); give a DataFrame "
+                "column name, an array column position, or a callable X -> costs."
+            ) from None
+    else:
+        raise TypeError(
+            f"{name} must be None, a column of X (name or position) or a callable "
+            f"X -> costs, got {type(label_cost).__name__}."
+        )
+    try:
+        costs = np.asarray(values, dtype=np.float64).ravel()
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} gave costs that are not numbers.") from None
+    if costs.shape != (n_rows,):
+        raise ValueError(f"{name} gave {costs.size} costs for {n_rows} rows; give one per row.")
+    if not np.isfinite(costs).all() or (costs <= 0).any():
+        raise ValueError(
+            f"{name} gave costs that are not all positive and finite (smallest "
+            f"{np.nanmin(costs) if costs.size else 0!r}); every label must cost more than 0."
+        )
+    return costs

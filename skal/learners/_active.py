@@ -172,6 +172,12 @@ class ActiveLearner(ClassifierMixin, _SingleEstimatorLearner):
         When to stop early (:mod:`skal.stopping`): a simulated run stops when any criterion
         says so, before ``budget`` is spent, and ``history_`` records why; interactively,
         ask :meth:`should_stop` after each :meth:`teach`. ``None``: never stop early.
+    label_cost : str, int, callable or None, default=None
+        What labelling a row costs: a column of ``X`` (a DataFrame column name or an array
+        column position), or a callable ``label_cost(X_rows) -> costs``. With it, ``budget``
+        is in cost units: a simulated run keeps each batch's picks, in order, while they fit
+        in what is left, and stops when the next pick does not. ``history_`` records the
+        cost so far (``cost``) either way. ``None``: every label costs 1.
     missing_label : int, float, str or None, default=-1
         The value of ``y`` that marks an unlabelled row; ``np.nan`` and ``None`` work too.
     update : {"refit", "warm_start", "partial_fit"}, default="refit"
@@ -239,6 +245,7 @@ class ActiveLearner(ClassifierMixin, _SingleEstimatorLearner):
         n_initial=10,
         initial_strategy=None,
         stopping=None,
+        label_cost=None,
         missing_label=-1,
         update="refit",
         random_state=None,
@@ -252,6 +259,7 @@ class ActiveLearner(ClassifierMixin, _SingleEstimatorLearner):
         self.n_initial = n_initial
         self.initial_strategy = initial_strategy
         self.stopping = stopping
+        self.label_cost = label_cost
         self.missing_label = missing_label
         self.update = update
         self.random_state = random_state
@@ -328,6 +336,12 @@ class ActiveRegressor(RegressorMixin, _SingleEstimatorLearner):
         When to stop early (:mod:`skal.stopping`): a simulated run stops when any criterion
         says so, before ``budget`` is spent, and ``history_`` records why; interactively,
         ask :meth:`should_stop` after each :meth:`teach`. ``None``: never stop early.
+    label_cost : str, int, callable or None, default=None
+        What labelling a row costs: a column of ``X`` (a DataFrame column name or an array
+        column position), or a callable ``label_cost(X_rows) -> costs``. With it, ``budget``
+        is in cost units: a simulated run keeps each batch's picks, in order, while they fit
+        in what is left, and stops when the next pick does not. ``history_`` records the
+        cost so far (``cost``) either way. ``None``: every label costs 1.
     missing_label : float or None, default=np.nan
         The value of ``y`` that marks an unlabelled row (in every output column).
     update : {"refit", "warm_start", "partial_fit"}, default="refit"
@@ -381,6 +395,7 @@ class ActiveRegressor(RegressorMixin, _SingleEstimatorLearner):
         n_initial=10,
         initial_strategy=None,
         stopping=None,
+        label_cost=None,
         missing_label=np.nan,
         update="refit",
         random_state=None,
@@ -394,6 +409,7 @@ class ActiveRegressor(RegressorMixin, _SingleEstimatorLearner):
         self.n_initial = n_initial
         self.initial_strategy = initial_strategy
         self.stopping = stopping
+        self.label_cost = label_cost
         self.missing_label = missing_label
         self.update = update
         self.random_state = random_state

@@ -23,6 +23,7 @@ from skal._validation import (
     check_finite_numeric,
     check_same_length,
     concat_rows,
+    label_costs_of,
 )
 from skal.stopping import StoppingCriterion
 from skal.strategies._base import (
@@ -103,6 +104,12 @@ def _model_has(attr, through_pipeline=False):
 
 def _last_step(model):
     return model[-1] if isinstance(model, Pipeline) else model
+
+
+def _affordable(rows, scores, costs, left):
+    """The leading ``rows`` (in the strategy's order) whose costs add up to at most ``left``."""
+    keep = int(np.searchsorted(np.cumsum(costs[rows]), left * (1 + 1e-12), side="right"))
+    return rows[:keep], None if scores is None else scores[:keep]
 
 
 class BaseActiveLearner(MetaEstimatorMixin, BaseEstimator, metaclass=ABCMeta):
@@ -269,6 +276,20 @@ class BaseActiveLearner(MetaEstimatorMixin, BaseEstimator, metaclass=ABCMeta):
         )
         return self
 
+    def label_costs(self, X):
+        """What labelling each row of ``X`` costs, from ``label_cost`` (1 each without it).
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+
+        Returns
+        -------
+        costs : ndarray of shape (n_samples,)
+            Positive floats.
+        """
+        return label_costs_of(self.label_cost, X)
+
     def should_stop(self, X_pool):
         """Ask the ``stopping`` criteria whether more labels are unlikely to help.
 
@@ -384,11 +405,27 @@ class BaseActiveLearner(MetaEstimatorMixin, BaseEstimator, metaclass=ABCMeta):
     # ------------------------------------------------------------------ the loop
     def _check_params(self):
         _check_positive_int(self.batch_size, "batch_size")
-        _check_positive_int(self.budget, "budget", allow_none=True)
+        if self.label_cost is None:
+            _check_positive_int(self.budget, "budget", allow_none=True)
+        elif self.budget is not None and (
+            isinstance(self.budget, bool) or not isinstance(self.budget, numbers.Real)
+            or not self.budget > 0
+        ):
+            raise ValueError(
+                f"budget must be a positive number (in cost units, as label_cost is set), got "
+                f"{self.budget!r}."
+            )
         _check_positive_int(self.n_initial, "n_initial")
         if self.update not in _UPDATE_MODES:
             raise ValueError(f"update must be one of {_UPDATE_MODES}, got {self.update!r}.")
         for model in self._models_for_delegation():
+            if not hasattr(model, "fit"):
+                hint = (" (a query strategy: pass it as query_strategy=)"
+                        if callable(model) and hasattr(model, "select") else "")
+                raise TypeError(
+                    f"The estimator of {type(self).__name__} must be a scikit-learn "
+                    f"estimator with fit, got {type(model).__name__}{hint}."
+                )
             if isinstance(_last_step(model), BaseActiveLearner):
                 raise TypeError(
                     f"The estimator of {type(self).__name__} is itself an active learner "
@@ -533,29 +570,25 @@ class BaseActiveLearner(MetaEstimatorMixin, BaseEstimator, metaclass=ABCMeta):
             "scores": scores,
             "fit_seconds": fit_seconds,
             "query_seconds": query_seconds,
+            "cost": self._labels_cost(),
             "stop": None,
         }
 
+    def _labels_cost(self):
+        """What the labelled rows cost: their number, or the sum of their label costs."""
+        if self.label_cost is None:
+            return float(_num_samples(self.y_labeled_))
+        return float(self.label_costs(self.X_labeled_).sum())
+
     def _simulate(self, X, y, available, rng, on_cycle, initial_rows=None):
-        """The simulated loop: ``y`` is the oracle, rows in ``available`` can be revealed."""
-        budget = self.budget
-        n_initial = self.n_initial if initial_rows is None else initial_rows.size
-        if budget < n_initial:
-            what = f"n_initial={n_initial}" if initial_rows is None else (
-                f"the {n_initial} initial_rows"
-            )
-            raise ValueError(
-                f"budget={budget} is smaller than {what}: the initial "
-                "labelled set alone would exceed the budget."
-            )
-        if budget > available.size:
-            warnings.warn(
-                f"budget={budget} exceeds the {available.size} rows the oracle can label; "
-                "the run stops when they are all labelled.",
-                UserWarning,
-                stacklevel=3,
-            )
-            budget = available.size
+        """The simulated loop: ``y`` is the oracle, rows in ``available`` can be revealed.
+
+        The budget counts labels, or with ``label_cost`` their costs; with costs a batch
+        keeps the picks that fit in what is left, in the strategy's order.
+        """
+        costs = self.label_costs(X)
+        priced = self.label_cost is not None
+        budget = self._check_budget(available, costs, initial_rows)
         initial_seed = rng.randint(_MAX_SEED)
         start = time.perf_counter()
         if initial_rows is None:
@@ -563,13 +596,21 @@ class BaseActiveLearner(MetaEstimatorMixin, BaseEstimator, metaclass=ABCMeta):
                 self.initial_strategy, RandomSampling(random_state=initial_seed),
                 "initial_strategy",
             )
+            n_first = self.n_initial if priced else min(self.n_initial, budget)
             picked, scores = select_with_scores(
-                initial_strategy, self, take_rows(X, available), min(self.n_initial, budget)
+                initial_strategy, self, take_rows(X, available), n_first
             )
             picked = available[picked]
+            if priced:
+                picked, scores = _affordable(picked, scores, costs, budget)
+                if picked.size == 0:
+                    raise ValueError(
+                        f"budget={budget} is less than the cost of the first initial row "
+                        f"({costs[available].min():.4g} at the least); raise the budget."
+                    )
         else:
             picked, scores = initial_rows, None
-        acquired = self._ensure_two_classes(picked, available, y, budget, rng)
+        acquired = self._ensure_two_classes(picked, available, y, budget, rng, costs)
         if scores is not None and scores.size < acquired.size:
             scores = np.concatenate([scores, np.full(acquired.size - scores.size, np.nan)])
         self._record_fit(X, y, acquired, "initial", time.perf_counter() - start, scores)
@@ -581,17 +622,30 @@ class BaseActiveLearner(MetaEstimatorMixin, BaseEstimator, metaclass=ABCMeta):
         if on_cycle is not None:
             on_cycle(self, self.history_[-1])
 
-        while not stop and acquired.size < budget and in_pool.any():
+        spent = costs[acquired].sum()
+        while not stop and spent < budget and in_pool.any():
             pool = np.flatnonzero(in_pool)
-            n_query = min(self.batch_size, budget - acquired.size, pool.size)
+            n_query = min(self.batch_size, pool.size)
+            if not priced:
+                n_query = min(n_query, budget - acquired.size)
             start = time.perf_counter()
             picked, scores = select_with_scores(
                 self.query_strategy_, self, take_rows(X, pool), n_query
             )
             query_seconds = time.perf_counter() - start
             new = pool[picked]
+            if priced:
+                new, scores = _affordable(new, scores, costs, budget - spent)
+                if new.size == 0:
+                    self.stop_reason_ = (
+                        f"budget: the next pick costs {costs[pool[picked[0]]]:.4g}, more than "
+                        f"the {budget - spent:.4g} left"
+                    )
+                    self.history_[-1]["stop"] = self.stop_reason_
+                    break
             in_pool[new] = False
             acquired = np.concatenate([acquired, new])
+            spent = costs[acquired].sum()
             start = time.perf_counter()
             self._set_labeled(X, y, acquired)
             if self.update != "refit" and self._targets.unseen(y[new], self).size:
@@ -609,6 +663,34 @@ class BaseActiveLearner(MetaEstimatorMixin, BaseEstimator, metaclass=ABCMeta):
             if on_cycle is not None:
                 on_cycle(self, self.history_[-1])
 
+    def _check_budget(self, available, costs, initial_rows):
+        """The budget a run can spend: checked against the initial set, capped (with a
+        warning) at what the oracle can label."""
+        budget = self.budget
+        unit = "labels" if self.label_cost is None else "cost units"
+        if initial_rows is not None:
+            needed = costs[initial_rows].sum()
+            what = f"the {initial_rows.size} initial_rows"
+        else:
+            needed = self.n_initial if self.label_cost is None else 0
+            what = f"n_initial={self.n_initial}"
+        if budget < needed:
+            raise ValueError(
+                f"budget={budget} is smaller than {what} ({needed:g} {unit}): the initial "
+                "labelled set alone would exceed the budget."
+            )
+        everything = costs[available].sum()
+        if budget > everything:
+            priced = "" if self.label_cost is None else f" (costing {everything:g} in all)"
+            warnings.warn(
+                f"budget={budget} exceeds the {available.size} rows the oracle can label"
+                f"{priced}; the run stops when they are all labelled.",
+                UserWarning,
+                stacklevel=4,
+            )
+            budget = available.size if self.label_cost is None else everything
+        return budget
+
     def _check_stopping(self, X, in_pool):
         """Ask the stopping criteria about the latest model; record a stop in ``history_``."""
         if not self.stopping_ or not in_pool.any():
@@ -618,7 +700,7 @@ class BaseActiveLearner(MetaEstimatorMixin, BaseEstimator, metaclass=ABCMeta):
             self.history_[-1]["stop"] = reason
         return reason is not None
 
-    def _ensure_two_classes(self, acquired, available, y, budget, rng):
+    def _ensure_two_classes(self, acquired, available, y, budget, rng, costs):
         """Extend a one-class initial set with random rows until a second class appears.
 
         This is what a person does at a cold start; the extra rows count toward the budget.
@@ -633,7 +715,7 @@ class BaseActiveLearner(MetaEstimatorMixin, BaseEstimator, metaclass=ABCMeta):
         if other.size == 0:
             self._targets.check_trainable(y[acquired], "The oracle's labels", self.missing_label)
         extra = rest[: other[0] + 1]
-        if acquired.size + extra.size > budget:
+        if costs[acquired].sum() + costs[extra].sum() > budget:
             raise ValueError(
                 f"The initial labelled set holds one label only ({y[acquired[0]]!r}) and "
                 f"budget={budget} ran out before a random row of another class was found. "

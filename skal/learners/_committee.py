@@ -163,6 +163,12 @@ class CommitteeLearner(ClassifierMixin, _Committee):
         When to stop early (:mod:`skal.stopping`): a simulated run stops when any criterion
         says so, before ``budget`` is spent, and ``history_`` records why; interactively,
         ask :meth:`should_stop` after each :meth:`teach`. ``None``: never stop early.
+    label_cost : str, int, callable or None, default=None
+        What labelling a row costs: a column of ``X`` (a DataFrame column name or an array
+        column position), or a callable ``label_cost(X_rows) -> costs``. With it, ``budget``
+        is in cost units: a simulated run keeps each batch's picks, in order, while they fit
+        in what is left, and stops when the next pick does not. ``history_`` records the
+        cost so far (``cost``) either way. ``None``: every label costs 1.
     missing_label : int, float, str or None, default=-1
         The value of ``y`` that marks an unlabelled row.
     update : {"refit", "warm_start", "partial_fit"}, default="refit"
@@ -207,6 +213,7 @@ class CommitteeLearner(ClassifierMixin, _Committee):
         n_initial=10,
         initial_strategy=None,
         stopping=None,
+        label_cost=None,
         missing_label=-1,
         update="refit",
         random_state=None,
@@ -222,6 +229,7 @@ class CommitteeLearner(ClassifierMixin, _Committee):
         self.n_initial = n_initial
         self.initial_strategy = initial_strategy
         self.stopping = stopping
+        self.label_cost = label_cost
         self.missing_label = missing_label
         self.update = update
         self.random_state = random_state
@@ -327,6 +335,12 @@ class CommitteeRegressor(RegressorMixin, _Committee):
         When to stop early (:mod:`skal.stopping`): a simulated run stops when any criterion
         says so, before ``budget`` is spent, and ``history_`` records why; interactively,
         ask :meth:`should_stop` after each :meth:`teach`. ``None``: never stop early.
+    label_cost : str, int, callable or None, default=None
+        What labelling a row costs: a column of ``X`` (a DataFrame column name or an array
+        column position), or a callable ``label_cost(X_rows) -> costs``. With it, ``budget``
+        is in cost units: a simulated run keeps each batch's picks, in order, while they fit
+        in what is left, and stops when the next pick does not. ``history_`` records the
+        cost so far (``cost``) either way. ``None``: every label costs 1.
     missing_label : float or None, default=np.nan
         The value of ``y`` that marks an unlabelled row (in every output column).
     update : {"refit", "warm_start", "partial_fit"}, default="refit"
@@ -376,6 +390,7 @@ class CommitteeRegressor(RegressorMixin, _Committee):
         n_initial=10,
         initial_strategy=None,
         stopping=None,
+        label_cost=None,
         missing_label=np.nan,
         update="refit",
         random_state=None,
@@ -391,6 +406,7 @@ class CommitteeRegressor(RegressorMixin, _Committee):
         self.n_initial = n_initial
         self.initial_strategy = initial_strategy
         self.stopping = stopping
+        self.label_cost = label_cost
         self.missing_label = missing_label
         self.update = update
         self.random_state = random_state

@@ -13,6 +13,7 @@ from skal.strategies._bayesian import (
 )
 from skal.strategies._coldstart import ProbCover, TypiClust
 from skal.strategies._committee import ConsensusEntropy, KLDivergence, VoteEntropy
+from skal.strategies._cost import CostAware
 from skal.strategies._density import InformationDensity
 from skal.strategies._diversity import BADGE, CoreSet, RankedBatch
 from skal.strategies._error_reduction import ExpectedErrorReduction
@@ -54,6 +55,7 @@ __all__ = [
     "MultilabelMargin",
     "MMC",
     "AdaptiveMultilabel",
+    "CostAware",
     "ActiveLearningByLearning",
     "EPIG",
     "InformationDensity",
