@@ -795,3 +795,32 @@ def test_export_writes_what_the_session_trains_on(tmp_path):
                  str(tmp_path / "cli.json")]) == 0
     with open(tmp_path / "cli.json") as a, open(tmp_path / "labels.json") as b:
         assert a.read() == b.read()
+
+
+def test_session_should_stop_follows_the_learners_criteria(tmp_path):
+    from sklearn.datasets import load_digits
+
+    from skal import ActiveLearner
+    from skal.stopping import StabilizingPredictions, UncertaintyThreshold
+
+    X, y = load_digits(return_X_y=True)
+    X, y = X[:300], y[:300]
+    plain = LabelingSession(None, X, tmp_path / "a.sqlite", classes=list(range(10)),
+                            batch_size=5, random_state=0)
+    learner = ActiveLearner(stopping=[StabilizingPredictions(window=1, threshold=0.5,
+                                                             random_state=0),
+                                      UncertaintyThreshold(threshold=-1.0)])
+    with plain, LabelingSession(learner, X, tmp_path / "b.sqlite", classes=list(range(10)),
+                                batch_size=5, random_state=0) as session:
+        assert session.should_stop() is None  # no labels, no model yet
+        reasons = []
+        for _ in range(8):
+            for query in session.next_batch():
+                session.label(query.sample_id, int(y[int(query.sample_id)]))
+            reasons.append(session.should_stop())
+            assert session.should_stop() == reasons[-1]  # asked twice, one update
+        for query in plain.next_batch():
+            plain.label(query.sample_id, int(y[int(query.sample_id)]))
+        assert plain.should_stop() is None
+    assert reasons[0] is None  # the first model has nothing to agree with
+    assert any(r is not None and r.startswith("StabilizingPredictions") for r in reasons)

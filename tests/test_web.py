@@ -353,3 +353,24 @@ def test_held_out_files_and_command_line_errors(tmp_path, capsys):
         err = capsys.readouterr().err
         assert err.startswith("skal label: error: ") and message in err, err
     assert not journal.exists()
+
+
+def test_the_page_passes_on_the_stopping_advice(tmp_path):
+    from skal import ActiveLearner
+    from skal.stopping import UncertaintyThreshold
+
+    # a threshold every model meets: the advice appears once a model exists
+    learner = ActiveLearner(stopping=UncertaintyThreshold(threshold=10.0))
+    app = make_app(digits_pool(), tmp_path / "j.sqlite", classes=list(range(10)),
+                   learner=learner, batch_size=4, random_state=0)
+    with TestClient(app, base_url="http://127.0.0.1") as c:
+        data = c.get("/api/next", params={"annotator": "ann"}).json()
+        assert "stop" not in data
+        for _ in range(6):
+            sid = data["sample"]["id"]
+            data = post(c, "/api/label", annotator="ann", sample_id=sid,
+                        label=truth(sid)).json()
+        app.state.desk.watcher_.close()  # wait for the last fit
+        data = c.get("/api/next", params={"annotator": "ann"}).json()
+    assert data["stop"].startswith("UncertaintyThreshold: the largest uncertainty")
+    assert data["sample"] is not None  # advice only: labelling goes on

@@ -61,6 +61,13 @@ def add_arguments(parser):
         "and --classes are then optional (given, they are checked against the journal); "
         "with --web, write FILE when the server stops",
     )
+    parser.add_argument(
+        "--stopping", choices=tuple(STOPPING_RULES),
+        help="say when more labels are unlikely to help (advice; labelling may go on): "
+        "'stabilizing' = successive models agree on a stop set (kappa >= 0.99), "
+        "'uncertainty' = no pool sample is uncertain any more, 'confidence' = the model's "
+        "confidence fell 3 times in a row",
+    )
     web = parser.add_argument_group(
         "web page (--web; needs the web extra: pip install 'skal[web]')")
     web.add_argument(
@@ -93,6 +100,23 @@ def add_arguments(parser):
         help="type each answer's key and press Enter (the default on a terminal is a single "
         "keypress; input that is not a terminal is always read a line at a time)",
     )
+
+
+STOPPING_RULES = {
+    "stabilizing": "StabilizingPredictions",
+    "uncertainty": "UncertaintyThreshold",
+    "confidence": "ConfidenceDrop",
+}
+
+
+def session_learner(args):
+    """The learner of a labelling session: the default one, with ``--stopping`` if given."""
+    if getattr(args, "stopping", None) is None:
+        return None
+    import skal.stopping
+    from skal.learners import ActiveLearner
+
+    return ActiveLearner(stopping=getattr(skal.stopping, STOPPING_RULES[args.stopping])())
 
 
 def load_pool(path, id_column=None):
@@ -202,8 +226,9 @@ def run(args):
     X, ids, show = load_pool(args.pool, args.id_column)
     try:
         session = LabelingSession(
-            None, X, args.journal, classes=classes, sample_ids=ids, annotator=args.annotator,
-            batch_size=args.batch_size, query_ahead=args.query_ahead, random_state=args.seed,
+            session_learner(args), X, args.journal, classes=classes, sample_ids=ids,
+            annotator=args.annotator, batch_size=args.batch_size,
+            query_ahead=args.query_ahead, random_state=args.seed,
             aggregate=args.aggregate, labels_per_sample=args.labels_per_sample,
         )
     except JournalError as exc:
@@ -275,6 +300,7 @@ def _loop(session, show, keymap, help_line, redo, read_key):
     position = {sid: i for i, sid in enumerate(session.sample_ids)}
     answered = {a["sample_id"] for a in session.annotations()
                 if a["annotator"] == session.annotator}
+    advised = None
     while True:
         redo = [s for s in redo if s not in answered]
         if redo:
@@ -286,6 +312,10 @@ def _loop(session, show, keymap, help_line, redo, read_key):
                 return 0
             query = batch[0]
             sample_id = query.sample_id
+            advice = session.should_stop()  # once per change of the labels, cached
+            if advice is not None and advice != advised:
+                print(f"\nMore labels are unlikely to help ({advice}). Go on, or q to quit.")
+                advised = advice
             why = query.strategy if query.score is None else (
                 f"{query.strategy}, score {query.score:.3g}")
         print(f"\n--- sample {sample_id} ({why}; round {len(session.history_)})")

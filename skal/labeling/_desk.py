@@ -7,6 +7,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 from sklearn.base import clone
+from sklearn.utils.validation import _num_samples
 
 from skal.labeling._journal import encode_label
 from skal.labeling._session import LabelingSession
@@ -87,10 +88,15 @@ class ModelWatcher:
         self.seed = seed
         self.X = X
         self.held_out = held_out
+        self.pool_ids = range(_num_samples(X))
 
     def start(self):
         self.model_ = None
         self.curve_ = []
+        self.stop_reason_ = None
+        criteria = getattr(self.learner, "stopping", None) or []
+        self._criteria = [clone(c) for c in (criteria if isinstance(criteria, list | tuple)
+                                             else [criteria])]
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="skal-web-model")
         self._running = False
         self._wanted = None
@@ -119,12 +125,26 @@ class ModelWatcher:
                     points = dict(self.curve_)
                     points[len(positions)] = score
                     self.curve_ = sorted(points.items())
+                self._check_stopping(model, positions)
                 self.model_, self._done_key = model, key
         finally:
             self._running = False
             if self._wanted is not None:  # asked for during the last fit's final moments
                 self._running = True
                 self._executor.submit(self._work)
+
+    def _check_stopping(self, model, positions):
+        # once per label set, as LabelingSession.should_stop does: advice for the page
+        rest = np.setdiff1d(np.arange(len(self.pool_ids)), np.asarray(positions, np.intp))
+        if not self._criteria or rest.size == 0:
+            return
+        X_rest = take_rows(self.X, rest)
+        for criterion in self._criteria:
+            why = criterion.check(model, X_rest)
+            if why is not None:
+                self.stop_reason_ = f"{type(criterion).__name__}: {why}"
+                return
+        self.stop_reason_ = None
 
     def guess(self, index):
         model = self.model_
@@ -165,7 +185,8 @@ class Desk:
         self.classes_ = self.reader_.classes_
         self.budget_ = len(self.pool) if self.budget is None else self.budget
         self.watcher_ = None
-        if self.show_guess or self.held_out is not None:
+        stopping = getattr(self.reader_.learner, "stopping", None)
+        if self.show_guess or self.held_out is not None or stopping:
             self.watcher_ = ModelWatcher(self.reader_.learner, self.reader_.seed_, self.pool.X,
                                           self.held_out)
             self.watcher_.start()
@@ -247,6 +268,8 @@ class Desk:
         }
         if self.held_out is not None:
             out["curve"] = self.watcher_.curve_
+        if self.watcher_ is not None and self.watcher_.stop_reason_ is not None:
+            out["stop"] = self.watcher_.stop_reason_
         if sample_id is not None:
             index = self._position[sample_id]
             sample = {"id": sample_id, "why": why, **self.pool.payload(index)}

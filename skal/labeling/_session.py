@@ -261,6 +261,8 @@ class LabelingSession:
         self._ahead = None
         self._model = None
         self._model_key = None
+        self._stop_criteria = None
+        self._stop_checked = self._stop_reason = None
         self.journal = Journal(journal, timeout=timeout)
         try:
             self._init_meta(classes, random_state, n)
@@ -444,6 +446,44 @@ class LabelingSession:
             self._model = model.fit(take_rows(self.X_pool, positions), np.asarray(labels))
             self._model_key = key
         return self._model
+
+    def should_stop(self):
+        """Do the learner's stopping criteria say more labels are unlikely to help?
+
+        The criteria are the learner's ``stopping`` parameter (see :mod:`skal.stopping`). They
+        are asked once per change of the labels, about the model refitted on every live
+        label and the samples without one; the session keeps their state (a resumed
+        session starts it afresh). The person labelling may go on: this is advice.
+
+        Returns
+        -------
+        reason : str or None
+            ``"<criterion>: <why>"``, or ``None`` to go on (always, without criteria or
+            before two classes are labelled).
+        """
+        criteria = getattr(self.learner, "stopping", None)
+        if not criteria:
+            return None
+        try:
+            model = self.learner_
+        except ValueError:  # fewer than two classes labelled: no model to judge
+            return None
+        if self._stop_checked == self._model_key:
+            return self._stop_reason
+        if self._stop_criteria is None:
+            listed = criteria if isinstance(criteria, list | tuple) else [criteria]
+            self._stop_criteria = [clone(criterion) for criterion in listed]
+        positions, _ = self._training_set()
+        rest = np.setdiff1d(np.arange(len(self.sample_ids)), positions)
+        self._stop_checked, self._stop_reason = self._model_key, None
+        if rest.size:
+            X_rest = take_rows(self.X_pool, rest)
+            for criterion in self._stop_criteria:
+                why = criterion.check(model, X_rest)
+                if why is not None:
+                    self._stop_reason = f"{type(criterion).__name__}: {why}"
+                    break
+        return self._stop_reason
 
     # ------------------------------------------------------------------ queries
     def pending(self):

@@ -6,6 +6,7 @@ import sys
 
 import numpy as np
 
+from skal.labeling._cli import session_learner
 from skal.labeling._journal import JournalError
 from skal.labeling._labels import check_export_path, export_journal
 from skal.labeling._pools import csv_pool, load_pool, read_csv
@@ -53,7 +54,8 @@ def run_web(args, classes, check_journal_state):
     token = new_token() if exposed else None
     try:
         app = make_app(
-            pool, args.journal, classes=classes, batch_size=args.batch_size,
+            pool, args.journal, classes=classes, learner=session_learner(args),
+            batch_size=args.batch_size,
             query_ahead=args.query_ahead, labels_per_sample=args.labels_per_sample,
             aggregate=args.aggregate, random_state=args.seed, budget=args.budget,
             show_guess=args.show_guess, held_out=held_out,
