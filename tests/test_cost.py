@@ -101,3 +101,15 @@ def test_grid_search_over_cost_aware_and_plain_strategies():
 def test_a_strategy_passed_as_the_estimator_is_pointed_to_query_strategy():
     with pytest.raises(TypeError, match="pass it as query_strategy="):
         ActiveLearner(MarginSampling(), budget=30).fit(X_D, Y_D)
+
+
+def test_run_experiment_draws_learning_curves_in_cost_units():
+    from skal.experiments import run_experiment
+
+    learner = ActiveLearner(label_cost=ink_cost, batch_size=20, random_state=0)
+    result = run_experiment(learner, X_D[:1200], Y_D[:1200], X_D[1200:], Y_D[1200:],
+                            budget=300.0, n_repeats=1)
+    for _, row in result.iterrows():
+        acquired = np.concatenate(result["indices"][: row["cycle"] + 1].to_list())
+        assert row["cost"] == pytest.approx(COSTS[:1200][acquired].sum())
+    assert result["cost"].max() <= 300.0

@@ -136,8 +136,9 @@ def test_summarize_and_compare_on_hand_made_curves():
 def test_result_is_tidy_and_paired(result, iris_split):
     y_pool = iris_split[2]
     assert list(result.columns) == ["learner", "strategy", "estimator", "repeat", "seed",
-                                    "cycle", "n_labels", "score", "fit_seconds",
+                                    "cycle", "n_labels", "cost", "score", "fit_seconds",
                                     "query_seconds", "indices"]
+    assert (result["cost"] == result["n_labels"]).all()  # every label costs 1 by default
     assert list(dict.fromkeys(result["learner"])) == ["random", "margin", "committee"]
     assert set(result["strategy"]) == {"RandomSampling", "MarginSampling", "VoteEntropy"}
     for _, run in result.groupby(["learner", "repeat"]):

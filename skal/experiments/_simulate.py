@@ -30,6 +30,7 @@ RESULT_COLUMNS = [
     "seed",
     "cycle",
     "n_labels",
+    "cost",
     "score",
     "fit_seconds",
     "query_seconds",
@@ -141,6 +142,7 @@ def _run_one(name, learner, X_pool, y_pool, X_test, y_test, settings, repeat, se
                 "seed": seed,
                 "cycle": int(entry["cycle"]),
                 "n_labels": int(entry["n_labels"]),
+                "cost": float(entry.get("cost", entry["n_labels"])),
                 **{key: float(value) for key, value in scores.items()},
                 "fit_seconds": float(entry["fit_seconds"]),
                 "query_seconds": float(entry["query_seconds"]),
@@ -207,8 +209,9 @@ def run_experiment(
         Held-out rows the model of every cycle is scored on.
     y_test : array-like of shape (n_test,)
         Their labels.
-    budget : int
-        Total labels per run, the initial rows included.
+    budget : int or float
+        Total labels per run, the initial rows included (in cost units for learners with a
+        ``label_cost``).
     param_grid : dict or list of dicts, default=None
         A grid over ``learner``'s parameters, as for :class:`~sklearn.model_selection.GridSearchCV`,
         e.g. ``{"query_strategy": [RandomSampling(), MarginSampling()], "estimator": [...]}``.
@@ -239,7 +242,8 @@ def run_experiment(
     -------
     result : pandas.DataFrame
         One row per learner, repeat and cycle, with columns ``learner``, ``strategy``,
-        ``estimator``, ``repeat``, ``seed``, ``cycle``, ``n_labels``, ``score`` (and
+        ``estimator``, ``repeat``, ``seed``, ``cycle``, ``n_labels``, ``cost`` (of the labels
+        so far: their number, or their ``label_cost`` sum), ``score`` (and
         ``score_<name>`` per metric), ``fit_seconds``, ``query_seconds`` and ``indices`` (the
         rows of ``X_pool`` acquired in the cycle, as a list; cycle 0 holds the initial rows).
 
@@ -258,8 +262,9 @@ def run_experiment(
     >>> result.groupby("learner")["n_labels"].max().tolist()
     [21, 21]
     """
-    if isinstance(budget, bool) or not isinstance(budget, numbers.Integral) or budget < 1:
-        raise ValueError(f"budget must be a positive integer, got {budget!r}.")
+    # an int counts labels; a learner with label_cost also takes cost units (a float)
+    if isinstance(budget, bool) or not isinstance(budget, numbers.Real) or not budget > 0:
+        raise ValueError(f"budget must be a positive number, got {budget!r}.")
     if isinstance(n_repeats, bool) or not isinstance(n_repeats, numbers.Integral) or n_repeats < 1:
         raise ValueError(f"n_repeats must be a positive integer, got {n_repeats!r}.")
     learners = _expand_learners(learner, param_grid)
