@@ -29,6 +29,8 @@ from skal.stopping import StoppingCriterion
 from skal.strategies._base import (
     check_query_strategy,
     check_row_indices,
+    column_layout,
+    is_dask_pool,
     select_with_scores,
     take_rows,
 )
@@ -232,7 +234,7 @@ class BaseActiveLearner(MetaEstimatorMixin, BaseEstimator, metaclass=ABCMeta):
             Only when ``return_scores=True``.
         """
         check_is_fitted(self)
-        X_pool = self._check_X(X_pool, "X_pool")
+        X_pool = self._check_X(X_pool, "X_pool", lazy=True)
         batch_size = self.batch_size if batch_size is None else batch_size
         indices, scores = select_with_scores(self.query_strategy_, self, X_pool, batch_size)
         return (indices, scores) if return_scores else indices
@@ -459,8 +461,9 @@ class BaseActiveLearner(MetaEstimatorMixin, BaseEstimator, metaclass=ABCMeta):
                 )
         return [clone(criterion) for criterion in criteria]
 
-    def _check_X(self, X, name="X"):
-        X = as_row_container(X)
+    def _check_X(self, X, name="X", *, lazy=False):
+        # lazy: a dask pool stays lazy (a query scores it block by block where it lives)
+        X = X if lazy and is_dask_pool(X) else as_row_container(X)
         if getattr(X, "ndim", 2) == 1 and hasattr(self, "n_features_in_"):
             raise ValueError(
                 f"Expected a 2D array for {name}, got a 1D array instead. Reshape your data "
@@ -476,7 +479,7 @@ class BaseActiveLearner(MetaEstimatorMixin, BaseEstimator, metaclass=ABCMeta):
                 f"fitted on {fitted_ndim}-dimensional X; give {name} the same layout as X at "
                 "fit (e.g. X.reshape(len(X), -1) for flat features)."
             )
-        validate_data(self, X, skip_check_array=True, reset=False)
+        validate_data(self, column_layout(X), skip_check_array=True, reset=False)
         return X
 
     def _check_missing_label_use(self, y, missing):

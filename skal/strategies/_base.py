@@ -20,6 +20,12 @@
 6. A strategy states the kinds of target it handles (``_target_kinds``: ``"classification"``,
    ``"multilabel"``, ``"regression"``); a learner of another kind (its ``target_kind_``, or
    for a plain estimator whether it is a regressor) is a ``TypeError`` at query time.
+7. A pool may be a dask array or DataFrame (``is_dask_pool``) for the strategies whose tag
+   ``_supports_dask_pool`` says so: each block is scored where it lives and sends back only
+   its own top ``batch_size`` rows (``map_pool_blocks``), so the client holds O(blocks x
+   batch) values. Ties are broken by keys of the global row position and the query's random
+   stream (``top_k_by_position``), so a dask pool and the same rows in memory give the same
+   indices for the same seed. Any other strategy given a dask pool is a ``TypeError``.
 """
 
 import functools
@@ -318,12 +324,164 @@ def map_pool_chunks(func, X_pool, *, row_bytes, chunk_size=None, n_jobs=None):
     return np.concatenate(parts, axis=0)
 
 
-def top_k(scores, k, random_state=None):
-    """Indices of the ``k`` highest ``scores``, highest first, ties broken at random.
+def is_dask_pool(X):
+    """Whether ``X`` is a lazy dask collection (a dask array or DataFrame), not data in memory."""
+    return callable(getattr(X, "__dask_graph__", None)) and hasattr(X, "to_delayed")
 
-    Runs in O(n) time with one extra copy of ``scores``: a partition finds the k-th value,
-    everything above it is taken and the remaining places are drawn among the rows equal to it.
+
+def column_layout(X):
+    """What scikit-learn's checks of feature names and counts should see for ``X``.
+
+    A dask DataFrame's empty pandas ``_meta`` (scikit-learn reads names only from eager
+    frames); ``X`` itself for anything else.
     """
+    if is_dask_pool(X) and not hasattr(X, "chunks"):
+        return X._meta
+    return X
+
+
+def check_pool_support(strategy, X_pool):
+    """Raise a ``TypeError`` when ``X_pool`` is a dask pool that ``strategy`` cannot take.
+
+    The one place that reads the ``_supports_dask_pool`` tag (protocol rule 7).
+    """
+    if is_dask_pool(X_pool) and not getattr(strategy, "_supports_dask_pool", False):
+        name = type(strategy).__name__
+        raise TypeError(
+            f"{name} cannot select from a dask pool ({type(X_pool).__name__}): it compares "
+            "rows across the whole pool, and only strategies that score each row on its own "
+            "run block by block on a cluster. Use one of those (MarginSampling, "
+            "EntropySampling, LeastConfidence, DecisionMargin, BALD, the committee and "
+            "regression scores, MultilabelMargin, RandomSampling), or give "
+            f"{name} a pool that fits in memory (X_pool.compute())."
+        )
+
+
+def map_pool_blocks(func, X_pool, shared):
+    """Run ``func(shared, block, start)`` on every row block of ``X_pool``; return the results.
+
+    For a dask pool each block is processed where it lives and only ``func``'s (small) results
+    come back to the client; ``shared`` (the strategy and the fitted learner) travels once:
+    scattered to every worker when a ``distributed`` client is active, else once per graph.
+    A pool in memory is one block. ``start`` is the block's first row position in the pool.
+
+    Returns
+    -------
+    results : list
+        One result per block, in row order.
+    """
+    if not is_dask_pool(X_pool):
+        return [func(shared, X_pool, 0)]
+    import dask
+
+    blocks, lengths = _row_blocks(X_pool)
+    starts = np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(np.int64)
+    shared = _ship(shared)
+    tasks = [
+        dask.delayed(func, pure=True)(shared, block, int(start))
+        for block, start, length in zip(blocks, starts, lengths, strict=True)
+        if length
+    ]
+    return list(dask.compute(*tasks))
+
+
+def _row_blocks(X_pool):
+    """The delayed row blocks of a dask pool (all its columns each) and their lengths."""
+    if not hasattr(X_pool, "chunks"):  # a dask DataFrame: its partitions, scored as pandas
+        lengths = np.asarray(X_pool.map_partitions(len).compute(), dtype=np.int64)
+        return list(X_pool.to_delayed()), lengths
+    if any(len(chunks) > 1 for chunks in X_pool.chunks[1:]):
+        X_pool = X_pool.rechunk({axis: -1 for axis in range(1, X_pool.ndim)})
+    lengths = np.asarray(X_pool.chunks[0], dtype=np.float64)
+    if np.isnan(lengths).any():
+        raise ValueError(
+            "X_pool has blocks of unknown length; call X_pool.compute_chunk_sizes() (or "
+            "to_dask_array(lengths=True) on a DataFrame) before querying."
+        )
+    return list(X_pool.to_delayed().reshape(-1)), lengths.astype(np.int64)
+
+
+def _ship(obj):
+    """``obj`` as a dask task argument that is serialised once, not once per block."""
+    import uuid
+
+    import dask
+    from dask.base import get_scheduler
+
+    # The scheduler dask.compute will use: a distributed client's bound get, or a local one.
+    client = getattr(get_scheduler(), "__self__", None)
+    if callable(getattr(client, "scatter", None)):
+        return client.scatter(obj, broadcast=True, hash=False)
+    return dask.delayed(obj, name=f"skal-shared-{uuid.uuid4().hex}", traverse=False)
+
+
+def tie_break_salt(random_state):
+    """Draw the seed of a query's tie-break keys from its random stream (one draw)."""
+    return int(check_random_state(random_state).randint(np.iinfo(np.int64).max,
+                                                        dtype=np.int64))
+
+
+def _tie_keys(salt, positions):
+    # splitmix64 of (salt, row position): a pseudo-random key per row that any block can
+    # compute for its own rows, so that blocks and the whole pool order ties alike.
+    with np.errstate(over="ignore"):
+        z = np.asarray(positions, dtype=np.int64).astype(np.uint64)
+        z = z * np.uint64(0x9E3779B97F4A7C15) + np.uint64(salt)
+        z ^= z >> np.uint64(30)
+        z *= np.uint64(0xBF58476D1CE4E5B9)
+        z ^= z >> np.uint64(27)
+        z *= np.uint64(0x94D049BB133111EB)
+        z ^= z >> np.uint64(31)
+    return z
+
+
+def top_k_by_position(scores, k, salt, positions=None, offset=0):
+    """Indices of the ``k`` highest ``scores``, highest first, ties ordered by position keys.
+
+    The order is total: score descending, then ``_tie_keys(salt, position)``, then position.
+    A top-k under a total order is decomposable: the top ``k`` of a pool is the top ``k`` of
+    the union of its blocks' top ``k``, which is how a dask pool gets the in-memory answer.
+
+    Parameters
+    ----------
+    scores : ndarray of shape (n,)
+    k : int
+        ``1 <= k <= n``.
+    salt : int
+        From :func:`tie_break_salt`: the query's random stream.
+    positions : ndarray of shape (n,), default=None
+        Global row positions of the scores; ``None`` means ``offset + arange(n)``.
+    offset : int, default=0
+
+    Returns
+    -------
+    indices : ndarray of shape (k,)
+        Indices into ``scores``.
+    """
+    scores = _check_scores(scores)
+    n = scores.shape[0]
+
+    def position(rows):
+        return positions[rows] if positions is not None else rows + offset
+
+    if k < n:
+        threshold = np.partition(scores, n - k)[n - k]
+        above = np.flatnonzero(scores > threshold)
+        ties = np.flatnonzero(scores == threshold)
+        needed = k - above.size
+        if ties.size > needed:
+            keys = _tie_keys(salt, position(ties))
+            # smallest keys win; equal keys (a 2**-64 chance) by position, as in the sort below
+            ties = ties[np.lexsort((position(ties), keys))[:needed]]
+        chosen = np.concatenate([above, ties])
+    else:
+        chosen = np.arange(n)
+    where = position(chosen)
+    order = np.lexsort((where, _tie_keys(salt, where), -scores[chosen]))
+    return chosen[order].astype(np.intp, copy=False)
+
+
+def _check_scores(scores):
     scores = np.asarray(scores)
     if scores.ndim != 1:
         raise ValueError(f"scores must be 1-dimensional, got shape {scores.shape}.")
@@ -331,6 +489,16 @@ def top_k(scores, k, random_state=None):
         raise ValueError(
             "The strategy produced NaN scores; check the learner's predictions for NaN."
         )
+    return scores
+
+
+def top_k(scores, k, random_state=None):
+    """Indices of the ``k`` highest ``scores``, highest first, ties broken at random.
+
+    Runs in O(n) time with one extra copy of ``scores``: a partition finds the k-th value,
+    everything above it is taken and the remaining places are drawn among the rows equal to it.
+    """
+    scores = _check_scores(scores)
     n = scores.shape[0]
     if isinstance(k, bool | np.bool_) or not isinstance(k, numbers.Integral):
         raise TypeError(f"k must be an integer, got {k!r}.")
@@ -379,6 +547,8 @@ class QueryStrategy(BaseEstimator, metaclass=ABCMeta):
     _needs_dense_embedding = False
     # Rule 6 of the protocol: the kinds of target the strategy's scores make sense for.
     _target_kinds = frozenset({"classification"})
+    # Rule 7: whether the strategy selects from a dask pool (scored block by block).
+    _supports_dask_pool = False
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
@@ -421,6 +591,7 @@ class QueryStrategy(BaseEstimator, metaclass=ABCMeta):
         """
         self._validate_params()
         check_target_kind(self, learner)
+        check_pool_support(self, X_pool)
         batch_size = check_batch_size(batch_size, _num_samples(X_pool))
         indices, scores = self._select(learner, X_pool, batch_size, self._random_state())
         return np.asarray(indices, dtype=np.intp), scores
@@ -451,6 +622,7 @@ class PoolScoringStrategy(QueryStrategy):
     """
 
     _requires = "predict_proba"
+    _supports_dask_pool = True
 
     def score(self, learner, X_pool):
         """Informativeness of every row of ``X_pool``; higher is more informative.
@@ -485,13 +657,30 @@ class PoolScoringStrategy(QueryStrategy):
         return 1
 
     def _select(self, learner, X_pool, batch_size, random_state):
-        scores = self.score(learner, X_pool)
-        indices = top_k(scores, batch_size, random_state)
-        return indices, scores[indices]
+        if is_dask_pool(X_pool):  # fail here, before any block is sent to the cluster
+            require(learner, self._requires, type(self).__name__)
+        # Each block (the whole pool in memory) keeps its own top batch_size rows; the top of
+        # their union is the pool's top, ties and all (see top_k_by_position).
+        salt = tie_break_salt(random_state)
+        best = functools.partial(_best_rows, k=batch_size, salt=salt)
+        parts = map_pool_blocks(best, X_pool, (self, learner))
+        scores = np.concatenate([part[0] for part in parts])
+        positions = np.concatenate([part[1] for part in parts])
+        order = top_k_by_position(scores, batch_size, salt, positions)
+        return positions[order], scores[order]
 
     @abstractmethod
     def _score_chunk(self, learner, X_chunk):
         """Scores of the rows of one chunk."""
+
+
+def _best_rows(scorer, X_block, start, k, salt):
+    """Scores and pool positions of the top ``k`` rows of one block (``scorer``: strategy,
+    learner)."""
+    strategy, learner = scorer
+    scores = strategy.score(learner, X_block)
+    local = top_k_by_position(scores, min(k, scores.shape[0]), salt, offset=start)
+    return scores[local], local.astype(np.int64) + start
 
 
 def _n_columns(X):

@@ -165,6 +165,9 @@ class StochasticBALD(_BayesianStrategy):
     (arXiv:2106.12059).
     """
 
+    # The Gumbel draw and the ranks are over the whole pool at once.
+    _supports_dask_pool = False
+
     def __init__(self, mode="power", beta=1.0, random_state=None):
         self.mode = mode
         self.beta = beta

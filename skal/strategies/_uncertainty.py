@@ -40,6 +40,7 @@ class RandomSampling(QueryStrategy):
     """
 
     _target_kinds = frozenset(TARGET_KINDS)
+    _supports_dask_pool = True  # needs only the pool's length
 
     def _select(self, learner, X_pool, batch_size, random_state):
         return random_state.choice(_num_samples(X_pool), size=batch_size, replace=False), None
