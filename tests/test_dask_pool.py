@@ -28,17 +28,28 @@ X_POOL = np.repeat(rng.normal(size=(200, 4)), 3, axis=0)[rng.permutation(600)]
 
 SUPPORTED = [n for n in STRATEGY_NAMES if getattr(strategies, n)._supports_dask_pool]
 UNSUPPORTED = [n for n in STRATEGY_NAMES if n not in SUPPORTED]
-# One of each kind runs on the cluster in the fast set; the whole registry in the slow one
-# (and on local threads in the fast one: the same code but for how the learner travels).
-ON_CLUSTER_FAST = {"MarginSampling", "BALD", "VarianceSampling", "MultilabelMargin"}
+# Where a test runs: on the 2-process LocalCluster (start-up and worker imports cost seconds)
+# or on local threads (the same code, but for how the learner travels). The fast set runs one
+# strategy on the cluster; the slow set runs everything there too.
+ON_CLUSTER_FAST = {"MarginSampling"}
+WHERE = ["threads", pytest.param("cluster", marks=pytest.mark.slow)]
 
 
 @pytest.fixture(scope="module")
-def client():
+def cluster_client():
     with distributed.LocalCluster(n_workers=2, processes=True, threads_per_worker=1,
                                   dashboard_address=":0") as cluster:
         with distributed.Client(cluster) as client:
             yield client
+
+
+@pytest.fixture
+def on(request):
+    """A context factory: where the test's dask work runs (its ``where`` parameter)."""
+    if request.node.callspec.params["where"] == "cluster":
+        request.getfixturevalue("cluster_client")
+        return contextlib.nullcontext
+    return functools.partial(dask.config.set, scheduler="threads")
 
 
 def _fitted(name, **params):
@@ -63,17 +74,12 @@ def test_registry_has_both_kinds():
     + [pytest.param(name, "cluster", marks=() if name in ON_CLUSTER_FAST else pytest.mark.slow)
        for name in SUPPORTED],
 )
-def test_dask_pool_gives_the_in_memory_indices(request, name, where):
-    if where == "cluster":
-        request.getfixturevalue("client")
-        context = contextlib.nullcontext
-    else:
-        context = functools.partial(dask.config.set, scheduler="threads")
+def test_dask_pool_gives_the_in_memory_indices(on, name, where):
     learner = _fitted(name)
     twin = pickle.loads(pickle.dumps(learner))  # the same strategy state: the same streams
     for _ in range(2):  # two queries: two random streams
         expected, expected_scores = twin.query(X_POOL, return_scores=True)
-        with context():
+        with on():
             got, scores = learner.query(_pool(), return_scores=True)
         np.testing.assert_array_equal(got, expected)
         if expected_scores is not None:
@@ -87,13 +93,15 @@ def test_strategies_without_dask_support_are_a_clear_type_error(name):
         learner.query(_pool())
 
 
-def test_ties_across_blocks_match_memory_for_every_seed(client):
+@pytest.mark.parametrize("where", WHERE)
+def test_ties_across_blocks_match_memory_for_every_seed(on, where):
     learner = _fitted("MarginSampling")
     X_tied = np.repeat(X_POOL[:1], 300, axis=0)  # one score for the whole pool
     pool = da.from_array(X_tied, chunks=25)
-    for seed in range(4):
+    for seed in range(3):
         in_memory = strategies.MarginSampling(random_state=seed)(learner, X_tied, BATCH)
-        on_dask = strategies.MarginSampling(random_state=seed)(learner, pool, BATCH)
+        with on():
+            on_dask = strategies.MarginSampling(random_state=seed)(learner, pool, BATCH)
         np.testing.assert_array_equal(on_dask, in_memory)
         assert in_memory.tolist() != list(range(BATCH))  # really shuffled, not first come
 
@@ -111,7 +119,8 @@ def test_keyed_top_k_is_decomposable_and_keeps_untied_order():
         np.testing.assert_array_equal(merged, whole)
 
 
-def test_dask_dataframe_pool(client):
+@pytest.mark.parametrize("where", WHERE)
+def test_dask_dataframe_pool(on, where):
     pd = pytest.importorskip("pandas")
     dd = pytest.importorskip("dask.dataframe")
     columns = ["a", "b", "c", "d"]
@@ -120,11 +129,12 @@ def test_dask_dataframe_pool(client):
     learner.fit(pd.DataFrame(X, columns=columns), y)
     frame = pd.DataFrame(X_POOL, columns=columns)
     twin = pickle.loads(pickle.dumps(learner))
-    got = learner.query(dd.from_pandas(frame, npartitions=9))
+    with on():
+        got = learner.query(dd.from_pandas(frame, npartitions=9))
     np.testing.assert_array_equal(got, twin.query(frame))
 
 
-def test_client_gets_only_the_blocks_top_rows_and_the_learner_is_sent_once(client,
+def test_client_gets_only_the_blocks_top_rows_and_the_learner_is_sent_once(cluster_client,
                                                                           monkeypatch):
     learner = _fitted("MarginSampling")
     computed, scattered = [], []
