@@ -199,3 +199,13 @@ def test_adaptive_with_one_beta_is_that_measure():
     assert pick[0] == np.argmin(_separation_margin(f))  # u = 1 / sep: max u = min sep
     with pytest.raises(ValueError, match=r"betas must be .* in \[0, 1\]"):
         AdaptiveMultilabel(betas=(1.5,))(learner, X_M[60:], 1)
+
+
+@pytest.mark.parametrize("strategy", [MultilabelMargin(), MultilabelMargin("mean"), MMC()],
+                         ids=repr)
+def test_scores_do_not_depend_on_row_order(strategy):
+    learner = ActiveLearner(ovr()).fit(X_M, _unlabelled(Y_M, 60))
+    pool = X_M[60:]
+    order = np.random.RandomState(0).permutation(len(pool))
+    np.testing.assert_allclose(strategy.score(learner, pool)[order],
+                               strategy.score(learner, pool[order]))
