@@ -64,8 +64,9 @@ def _pool(n_blocks=12):
 
 
 def test_registry_has_both_kinds():
-    assert {"MarginSampling", "BALD", "VarianceSampling", "MultilabelMargin"} <= set(SUPPORTED)
-    assert {"CoreSet", "BatchBALD", "StochasticBALD"} <= set(UNSUPPORTED)
+    assert {"MarginSampling", "BALD", "VarianceSampling", "MultilabelMargin",
+            "CoreSet"} <= set(SUPPORTED)
+    assert {"BADGE", "BatchBALD", "StochasticBALD", "TypiClust"} <= set(UNSUPPORTED)
 
 
 @pytest.mark.parametrize(
@@ -104,6 +105,19 @@ def test_ties_across_blocks_match_memory_for_every_seed(on, where):
             on_dask = strategies.MarginSampling(random_state=seed)(learner, pool, BATCH)
         np.testing.assert_array_equal(on_dask, in_memory)
         assert in_memory.tolist() != list(range(BATCH))  # really shuffled, not first come
+
+
+@pytest.mark.parametrize("where", WHERE)
+@pytest.mark.parametrize("cold_start", ["farthest", "random"])
+def test_coreset_cold_start_on_blocks_picks_the_in_memory_rows(on, where, cold_start):
+    pool = X_POOL.astype(np.float32)[:300]
+    for seed in range(2):
+        expected = strategies.CoreSet(cold_start, random_state=seed).select(None, pool, BATCH)
+        with on():
+            got = strategies.CoreSet(cold_start, random_state=seed).select(
+                None, da.from_array(pool, chunks=40), BATCH)
+        np.testing.assert_array_equal(got[0], expected[0])
+        np.testing.assert_allclose(got[1], expected[1], rtol=1e-12)
 
 
 def test_keyed_top_k_is_decomposable_and_keeps_untied_order():

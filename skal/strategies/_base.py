@@ -374,9 +374,8 @@ def map_pool_blocks(func, X_pool, shared):
         return [func(shared, X_pool, 0)]
     import dask
 
-    blocks, lengths = _row_blocks(X_pool)
-    starts = np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(np.int64)
-    shared = _ship(shared)
+    blocks, lengths, starts = dask_row_blocks(X_pool)
+    shared = ship_once(shared)
     tasks = [
         dask.delayed(func, pure=True)(shared, block, int(start))
         for block, start, length in zip(blocks, starts, lengths, strict=True)
@@ -385,11 +384,12 @@ def map_pool_blocks(func, X_pool, shared):
     return list(dask.compute(*tasks))
 
 
-def _row_blocks(X_pool):
-    """The delayed row blocks of a dask pool (all its columns each) and their lengths."""
+def dask_row_blocks(X_pool):
+    """The delayed row blocks of a dask pool (all its columns each), their lengths and first
+    row positions."""
     if not hasattr(X_pool, "chunks"):  # a dask DataFrame: its partitions, scored as pandas
         lengths = np.asarray(X_pool.map_partitions(len).compute(), dtype=np.int64)
-        return list(X_pool.to_delayed()), lengths
+        return list(X_pool.to_delayed()), lengths, _starts(lengths)
     if any(len(chunks) > 1 for chunks in X_pool.chunks[1:]):
         X_pool = X_pool.rechunk({axis: -1 for axis in range(1, X_pool.ndim)})
     lengths = np.asarray(X_pool.chunks[0], dtype=np.float64)
@@ -398,10 +398,15 @@ def _row_blocks(X_pool):
             "X_pool has blocks of unknown length; call X_pool.compute_chunk_sizes() (or "
             "to_dask_array(lengths=True) on a DataFrame) before querying."
         )
-    return list(X_pool.to_delayed().reshape(-1)), lengths.astype(np.int64)
+    lengths = lengths.astype(np.int64)
+    return list(X_pool.to_delayed().reshape(-1)), lengths, _starts(lengths)
 
 
-def _ship(obj):
+def _starts(lengths):
+    return np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(np.int64)
+
+
+def ship_once(obj):
     """``obj`` as a dask task argument that is serialised once, not once per block."""
     import uuid
 

@@ -11,7 +11,17 @@ from sklearn.metrics.pairwise import pairwise_kernels
 from sklearn.utils.validation import _num_samples
 from threadpoolctl import ThreadpoolController
 
-from skal.strategies._base import TARGET_KINDS, QueryStrategy, chunk_slices, embed, require, top_k
+from skal.strategies._base import (
+    TARGET_KINDS,
+    QueryStrategy,
+    chunk_slices,
+    dask_row_blocks,
+    embed,
+    is_dask_pool,
+    require,
+    ship_once,
+    top_k,
+)
 
 # Rows re-checked at once by the lazy k-center step before it widens the search.
 _LAZY_BLOCK = 256
@@ -201,6 +211,97 @@ def _k_center_torch(Z, L, batch_size, first):
     return np.asarray(chosen, dtype=np.intp), np.asarray(radii)
 
 
+def _k_center_on_blocks(learner, X_pool, batch_size, cold_start, random_state):
+    """Greedy k-center on a dask pool: the textbook algorithm, one small reduction per pick.
+
+    Every block keeps its embedding and its rows' squared distance to the nearest centre on
+    the worker that holds it (persisted). A pick asks every block for its farthest row (value,
+    pool position and the row itself: O(blocks x d) values), takes the farthest of those
+    (lowest position among exact ties, as ``np.argmax`` and ``k_center_greedy``), and sends
+    that row back to every block to lower its distances. The picks are ``k_center_greedy``'s.
+    """
+    import dask
+
+    blocks, lengths, starts = dask_row_blocks(X_pool)
+    L = labeled_embedding(learner)
+    L = None if L is None or L.shape[0] == 0 else np.asarray(_as_numpy(L))
+    shared = ship_once((learner, L, None if L is None else sq_norms(L)))
+    states = dask.persist(*[dask.delayed(_block_state)(shared, block)
+                            for block, length in zip(blocks, lengths, strict=True) if length])
+    starts = starts[lengths > 0]
+    first = None
+    if L is None:
+        if cold_start == "random":
+            first = int(random_state.randint(int(lengths.sum())))
+        else:
+            sums = dask.compute(*[dask.delayed(_block_sum)(state) for state in states])
+            mean = (np.sum(sums, axis=0) / lengths.sum()).astype(sums[0].dtype)
+            first = _farthest_of_blocks(states, starts, _block_far_from, mean)[1]
+    chosen, radii = [], []
+    for step in range(batch_size):
+        if step == 0 and first is not None:
+            radius, best = np.inf, first
+            block = int(np.searchsorted(starts, best, side="right") - 1)
+            row = dask.compute(dask.delayed(_block_row)(states[block], best - starts[block]))[0]
+        else:
+            radius, best, row = _farthest_of_blocks(states, starts, _block_farthest)
+        chosen.append(best)
+        radii.append(np.sqrt(max(radius, 0.0)))
+        states = dask.persist(*[dask.delayed(_block_add_centre)(state, row, best - start)
+                                for state, start in zip(states, starts, strict=True)])
+    return np.asarray(chosen, dtype=np.intp), np.asarray(radii)
+
+
+def _farthest_of_blocks(states, starts, func, *args):
+    import dask
+
+    tops = dask.compute(*[dask.delayed(func)(state, int(start), *args)
+                          for state, start in zip(states, starts, strict=True)])
+    # the largest value; among exact ties the lowest pool position
+    value, position, row = max(tops, key=lambda top: (top[0], -top[1]))
+    return value, position, row
+
+
+def _block_state(shared, X_block):
+    learner, L, sq_L = shared
+    Z = np.ascontiguousarray(_as_numpy(embed(learner, X_block)))
+    sq_Z = sq_norms(Z)
+    dmin = np.full(Z.shape[0], np.inf) if L is None else min_sq_dist(Z, sq_Z, L, sq_L)
+    return Z, sq_Z, dmin
+
+
+def _block_sum(state):
+    return state[0].sum(axis=0, dtype=np.float64)
+
+
+def _block_row(state, local):
+    return state[0][local]
+
+
+def _block_farthest(state, start):
+    Z, _, dmin = state
+    local = int(np.argmax(dmin))
+    return float(dmin[local]), start + local, Z[local]
+
+
+def _block_far_from(state, start, mean):
+    # _first_centre's "farthest" rule, on one block
+    Z, sq_Z, _ = state
+    local = int(np.argmax(sq_Z - 2.0 * (Z @ mean)))
+    return float(sq_Z[local] - 2.0 * float(Z[local] @ mean)), start + local, Z[local]
+
+
+def _block_add_centre(state, row, local):
+    """The block's state with ``row`` added to the centres (``local``: its place, if here)."""
+    Z, sq_Z, dmin = state
+    dmin = dmin.copy()  # a new state: dask's values are never changed in place
+    with _blas_controller().limit(limits=1, user_api="blas"):
+        _refresh(Z, sq_Z, np.arange(Z.shape[0]), row[None, :], sq_norms(row[None, :]), dmin)
+    if 0 <= local < Z.shape[0]:
+        dmin[local] = -np.inf
+    return Z, sq_Z, dmin
+
+
 def _first_centre(Z, cold_start, random_state):
     if cold_start == "random":
         return int(random_state.randint(Z.shape[0]))
@@ -243,6 +344,7 @@ class CoreSet(QueryStrategy):
     _target_kinds = frozenset(TARGET_KINDS)
 
     _needs_dense_embedding = True
+    _supports_dask_pool = True  # one reduction over the blocks per pick
 
     def __init__(self, cold_start="farthest", random_state=None):
         self.cold_start = cold_start
@@ -253,6 +355,9 @@ class CoreSet(QueryStrategy):
             raise ValueError(
                 f"cold_start must be 'farthest' or 'random', got {self.cold_start!r}."
             )
+        if is_dask_pool(X_pool):
+            return _k_center_on_blocks(learner, X_pool, batch_size, self.cold_start,
+                                       random_state)
         Z = embed(learner, X_pool)
         L = labeled_embedding(learner)
         no_centres = L is None or L.shape[0] == 0
