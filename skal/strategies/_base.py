@@ -352,7 +352,7 @@ def check_pool_support(strategy, X_pool):
             "rows across the whole pool, and only strategies that score each row on its own "
             "run block by block on a cluster. Use one of those (MarginSampling, "
             "EntropySampling, LeastConfidence, DecisionMargin, BALD, the committee and "
-            "regression scores, MultilabelMargin, RandomSampling), or give "
+            "regression scores, MultilabelMargin, CoreSet, RandomSampling), or give "
             f"{name} a pool that fits in memory (X_pool.compute())."
         )
 
