@@ -165,8 +165,8 @@ def test_client_gets_only_the_blocks_top_rows_and_the_learner_is_sent_once(clust
 
     monkeypatch.setattr(dask, "compute", spy_compute)
     monkeypatch.setattr(distributed.Client, "scatter", spy_scatter)
-    # 40 blocks of 25,000 rows made on the workers: the pool never exists on the client
-    pool = da.random.RandomState(0).standard_normal((1_000_000, 4), chunks=(25_000, 4))
+    # 40 blocks of 10,000 rows made on the workers: the pool never exists on the client
+    pool = da.random.RandomState(0).standard_normal((400_000, 4), chunks=(10_000, 4))
     learner.query(pool, batch_size=100)
     (results,) = computed
     assert len(results) == 40

@@ -235,7 +235,7 @@ def _k_center_on_blocks(learner, X_pool, batch_size, cold_start, random_state):
             first = int(random_state.randint(int(lengths.sum())))
         else:
             sums = dask.compute(*[dask.delayed(_block_sum)(state) for state in states])
-            mean = (np.sum(sums, axis=0) / lengths.sum()).astype(sums[0].dtype)
+            mean = np.sum(sums, axis=0) / lengths.sum()
             first = _farthest_of_blocks(states, starts, _block_far_from, mean)[1]
     chosen, radii = [], []
     for step in range(batch_size):
@@ -287,8 +287,9 @@ def _block_farthest(state, start):
 def _block_far_from(state, start, mean):
     # _first_centre's "farthest" rule, on one block
     Z, sq_Z, _ = state
-    local = int(np.argmax(sq_Z - 2.0 * (Z @ mean)))
-    return float(sq_Z[local] - 2.0 * float(Z[local] @ mean)), start + local, Z[local]
+    d2 = sq_Z - 2.0 * (Z @ mean.astype(Z.dtype))
+    local = int(np.argmax(d2))
+    return float(d2[local]), start + local, Z[local]
 
 
 def _block_add_centre(state, row, local):
