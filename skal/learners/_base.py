@@ -218,7 +218,8 @@ class BaseActiveLearner(MetaEstimatorMixin, BaseEstimator, metaclass=ABCMeta):
         Parameters
         ----------
         X_pool : array-like, sparse matrix or DataFrame of shape (n_pool, n_features)
-            The unlabelled candidates.
+            The unlabelled candidates. A dask array or DataFrame stays where it is: its
+            blocks are scored on the workers (strategies tagged ``_supports_dask_pool``).
         batch_size : int, default=None
             How many rows to select; ``None`` uses the learner's ``batch_size``. A batch
             larger than the pool selects the whole pool, with a warning.

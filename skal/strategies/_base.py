@@ -573,7 +573,8 @@ class QueryStrategy(BaseEstimator, metaclass=ABCMeta):
             A fitted learner, e.g. an :class:`~skal.ActiveLearner`, or any fitted classifier
             offering what the strategy needs.
         X_pool : array-like of shape (n_pool, n_features)
-            The unlabelled candidates.
+            The unlabelled candidates; a dask array or DataFrame for the strategies whose
+            ``_supports_dask_pool`` tag is true (protocol rule 7).
         batch_size : int, default=1
             How many rows to select.
 
