@@ -49,21 +49,9 @@ LEARNERS = [
     ),
     StreamLearner(random_state=0),
     # multi-label: scikit-learn runs its multi-label checks on these (their tags say so)
-    ActiveLearner(KNeighborsClassifier(n_neighbors=3)),
+    # multi-label and regression (single- and multi-output); more configurations in the slow set
     ActiveLearner(OneVsRestClassifier(LogisticRegression()), budget=30, random_state=0),
-    # regression, single- and multi-output
-    ActiveRegressor(),
     ActiveRegressor(budget=30, batch_size=5, random_state=0),
-    ActiveRegressor(
-        make_pipeline(StandardScaler(), GaussianProcessRegressor()),
-        skal_strategies.GreedySampling(),
-        budget=30,
-        random_state=0,
-    ),
-    ActiveRegressor(Ridge(), skal_strategies.GreedySampling(space="x"), budget=30,
-                    random_state=0),
-    ActiveRegressor(SGDRegressor(random_state=0), update="partial_fit"),
-    CommitteeRegressor(n_estimators=3),
     CommitteeRegressor(
         [Ridge(), DecisionTreeRegressor(max_depth=3)],
         skal_strategies.EMCM(random_state=0),
@@ -116,6 +104,32 @@ def expected_failures(estimator):
 @pytest.mark.filterwarnings(r"ignore:budget=\d+ exceeds the:UserWarning")
 @parametrize_with_checks(LEARNERS, expected_failed_checks=expected_failures)
 def test_sklearn_compatible_learner(estimator, check):
+    check(estimator)
+
+
+# More configurations of the same learners, checked in the slow set (CI runs it): scikit-learn
+# runs its multi-label checks on KNeighborsClassifier (its tags say so), and the regressors
+# through a Pipeline, with greedy sampling, partial_fit and a plain committee.
+LEARNERS_SLOW = [
+    ActiveLearner(KNeighborsClassifier(n_neighbors=3)),
+    ActiveRegressor(),
+    ActiveRegressor(
+        make_pipeline(StandardScaler(), GaussianProcessRegressor()),
+        skal_strategies.GreedySampling(),
+        budget=30,
+        random_state=0,
+    ),
+    ActiveRegressor(Ridge(), skal_strategies.GreedySampling(space="x"), budget=30,
+                    random_state=0),
+    ActiveRegressor(SGDRegressor(random_state=0), update="partial_fit"),
+    CommitteeRegressor(n_estimators=3),
+]
+
+
+@pytest.mark.slow
+@pytest.mark.filterwarnings(r"ignore:budget=\d+ exceeds the:UserWarning")
+@parametrize_with_checks(LEARNERS_SLOW, expected_failed_checks=expected_failures)
+def test_sklearn_compatible_learner_more_configurations(estimator, check):
     check(estimator)
 
 

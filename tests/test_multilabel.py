@@ -86,11 +86,12 @@ ESTIMATORS = [ovr(), MultiOutputClassifier(LogisticRegression()),
 STRATEGIES = [MultilabelMargin(), MultilabelMargin(aggregate="mean"), MMC(), RandomSampling()]
 
 
-# every estimator with the default strategy, every strategy with two estimators
+# every estimator with the default strategy, every strategy with two estimators (slow set)
 @pytest.mark.parametrize(
     ("estimator", "strategy"),
     [(e, MultilabelMargin()) for e in ESTIMATORS]
-    + [(e, s) for e in (ESTIMATORS[3], ESTIMATORS[4]) for s in STRATEGIES[1:]],
+    + [pytest.param(e, s, marks=pytest.mark.slow)
+       for e in (ESTIMATORS[3], ESTIMATORS[4]) for s in STRATEGIES[1:]],
     ids=lambda p: repr(p) if not hasattr(p, "fit") else type(p).__name__,
 )
 def test_budget_mode_with_every_multilabel_estimator(estimator, strategy):

@@ -53,6 +53,9 @@ def fitted(data):
 
 
 # ---------------------------------------------------------------------- scikit-learn checks
+# In the slow set: NetClassifier's own checks run in the default set, and the two share their
+# scikit-learn plumbing (skal/nets/_base.py).
+@pytest.mark.slow
 @parametrize_with_checks(
     [tiny_net(max_epochs=5)],
     expected_failed_checks=lambda est: {

@@ -168,7 +168,10 @@ def mnist_files(tmp_path):
 
 
 # MNIST (the evidence) runs with the slow set; the digits keep the fast set's check.
-@pytest.mark.parametrize("data", ["digits", pytest.param("mnist", marks=pytest.mark.slow)])
+# In the slow set (CI runs it): a browser start costs seconds; tests/test_web.py drives the same
+# API without one in the default set.
+@pytest.mark.slow
+@pytest.mark.parametrize("data", ["digits", "mnist"])
 def test_label_20_by_key_presses_undo_reload(tmp_path, browsers, servers, data):
     pool, truth, held_out = (digits_files if data == "digits" else mnist_files)(tmp_path)
     journal = tmp_path / "j.sqlite"
