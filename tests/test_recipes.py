@@ -78,6 +78,7 @@ SMALL_NET = ["--data", "digits", "--model", "mlp", "--budget", "40", "--batch-si
              "--epochs", "4", "--mc-samples", "4"]
 
 
+@pytest.mark.slow  # two end-to-end `skal run`s of a network: the slowest test of the set
 def test_cli_balanced_initial_set_validation_and_config(tmp_path, capsys):
     pytest.importorskip("skorch")
     out = tmp_path / "out"
