@@ -8,9 +8,9 @@
 3. Single-sample strategies implement ``_score_chunk(learner, X_chunk)``; the base class scores
    the pool in bounded-memory chunks (optionally in parallel) and takes the top ``batch_size``.
 4. A strategy asks the learner only for ``predict_proba``, ``decision_function``,
-   ``predict_proba_samples``, ``transform``, ``X_labeled_``/``y_labeled_``, ``label_costs``
-   or, of regressors, ``predict`` (``return_std=True`` for a predictive std) and
-   ``predict_samples``; a missing one is a ``TypeError`` raised at query time that names it,
+   ``predict_proba_samples``, ``predict``, ``transform``, ``X_labeled_``/``y_labeled_``,
+   ``label_costs`` or, of regressors, ``predict(X, return_std=True)`` (a predictive std)
+   and ``predict_samples``; a missing one is a ``TypeError`` raised at query time that names it,
    an unfitted model (a cold start) a ``NotFittedError``, NaN or infinite predictions a
    ``ValueError``. Embeddings come from ``embed``.
 5. Randomness (tie-breaks, random draws) comes from the strategy's ``random_state``. An int
