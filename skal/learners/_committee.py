@@ -6,7 +6,7 @@ from joblib import Parallel, delayed
 from sklearn import config_context
 from sklearn.base import ClassifierMixin, RegressorMixin, clone
 from sklearn.linear_model import Ridge
-from sklearn.utils import assert_all_finite, check_random_state
+from sklearn.utils import assert_all_finite, check_random_state, get_tags
 from sklearn.utils.validation import check_is_fitted
 
 from skal.learners._base import (
@@ -92,6 +92,8 @@ class _Committee(BaseActiveLearner):
         if self.update == "warm_start":
             members = [enable_warm_start(member) for member in members]
         can_train = self._targets.can_train
+        # read once per fit: computing tags for every scored chunk costs more than the check
+        self._members_allow_nan = all(get_tags(m).input_tags.allow_nan for m in members)
         self.estimators_ = Parallel(n_jobs=self.n_jobs, prefer="threads")(
             delayed(_fit_member)(member, X, y, self.bootstrap, int(seed), can_train)
             for member, seed in zip(members, seeds, strict=True)
@@ -429,7 +431,7 @@ class CommitteeRegressor(RegressorMixin, _Committee):
         """
         check_is_fitted(self)
         X = self._check_X(X)
-        if isinstance(X, np.ndarray) and X.dtype.kind in "fc" and not self._allows_nan():
+        if isinstance(X, np.ndarray) and X.dtype.kind in "fc" and not self._members_allow_nan:
             # One finite check here instead of one per member: the members' own checks are
             # most of the cost of a query on a large pool.
             assert_all_finite(X, input_name="X")
@@ -439,8 +441,6 @@ class CommitteeRegressor(RegressorMixin, _Committee):
             predictions = [m.predict(X) for m in self.estimators_]
         return np.stack([np.asarray(p, dtype=np.float64) for p in predictions])
 
-    def _allows_nan(self):
-        return self.__sklearn_tags__().input_tags.allow_nan
 
     def _predict(self, X):
         return self.predict_samples(X).mean(axis=0)
