@@ -12,6 +12,7 @@ from sklearn.utils.validation import _num_samples
 from skal.labeling._journal import encode_label
 from skal.labeling._session import LabelingSession
 from skal.learners._base import seed_estimator
+from skal.stopping._criteria import first_stop_reason, fresh_criteria
 from skal.strategies._base import take_rows
 
 RESERVED_KEYS = ("s", "u", "?")
@@ -94,9 +95,7 @@ class ModelWatcher:
         self.model_ = None
         self.curve_ = []
         self.stop_reason_ = None
-        criteria = getattr(self.learner, "stopping", None) or []
-        self._criteria = [clone(c) for c in (criteria if isinstance(criteria, list | tuple)
-                                             else [criteria])]
+        self._criteria = fresh_criteria(getattr(self.learner, "stopping", None))
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="skal-web-model")
         self._running = False
         self._wanted = None
@@ -138,13 +137,7 @@ class ModelWatcher:
         rest = np.setdiff1d(np.arange(len(self.pool_ids)), np.asarray(positions, np.intp))
         if not self._criteria or rest.size == 0:
             return
-        X_rest = take_rows(self.X, rest)
-        for criterion in self._criteria:
-            why = criterion.check(model, X_rest)
-            if why is not None:
-                self.stop_reason_ = f"{type(criterion).__name__}: {why}"
-                return
-        self.stop_reason_ = None
+        self.stop_reason_ = first_stop_reason(self._criteria, model, take_rows(self.X, rest))
 
     def guess(self, index):
         model = self.model_

@@ -41,6 +41,7 @@ from skal.labeling._validation import (
     check_timeout,
 )
 from skal.learners._base import default_estimator, seed_estimator
+from skal.stopping._criteria import first_stop_reason, fresh_criteria
 from skal.strategies._base import take_rows
 
 Query = namedtuple("Query", ["sample_id", "round", "strategy", "score"])
@@ -471,18 +472,14 @@ class LabelingSession:
         if self._stop_checked == self._model_key:
             return self._stop_reason
         if self._stop_criteria is None:
-            listed = criteria if isinstance(criteria, list | tuple) else [criteria]
-            self._stop_criteria = [clone(criterion) for criterion in listed]
+            self._stop_criteria = fresh_criteria(criteria)
         positions, _ = self._training_set()
         rest = np.setdiff1d(np.arange(len(self.sample_ids)), positions)
         self._stop_checked, self._stop_reason = self._model_key, None
         if rest.size:
-            X_rest = take_rows(self.X_pool, rest)
-            for criterion in self._stop_criteria:
-                why = criterion.check(model, X_rest)
-                if why is not None:
-                    self._stop_reason = f"{type(criterion).__name__}: {why}"
-                    break
+            self._stop_reason = first_stop_reason(
+                self._stop_criteria, model, take_rows(self.X_pool, rest)
+            )
         return self._stop_reason
 
     # ------------------------------------------------------------------ queries

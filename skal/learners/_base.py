@@ -25,7 +25,7 @@ from skal._validation import (
     concat_rows,
     label_costs_of,
 )
-from skal.stopping import StoppingCriterion
+from skal.stopping._criteria import first_stop_reason, fresh_criteria
 from skal.strategies._base import (
     check_query_strategy,
     check_row_indices,
@@ -194,7 +194,7 @@ class BaseActiveLearner(MetaEstimatorMixin, BaseEstimator, metaclass=ABCMeta):
         rng = check_random_state(self.random_state)
         self._model_seed, self._strategy_seed = (int(s) for s in rng.randint(_MAX_SEED, size=2))
         self.query_strategy_ = self._resolve_strategy(self.query_strategy, self._default_strategy())
-        self.stopping_ = self._resolve_stopping()
+        self.stopping_ = fresh_criteria(self.stopping)
         self.stop_reason_ = None
         self.history_ = []
         if self.budget is None:
@@ -313,12 +313,10 @@ class BaseActiveLearner(MetaEstimatorMixin, BaseEstimator, metaclass=ABCMeta):
         """
         check_is_fitted(self)
         X_pool = self._check_X(X_pool, "X_pool")
-        for criterion in self.stopping_:
-            why = criterion.check(self, X_pool)
-            if why is not None:
-                self.stop_reason_ = f"{type(criterion).__name__}: {why}"
-                return self.stop_reason_
-        return None
+        reason = first_stop_reason(self.stopping_, self, X_pool)
+        if reason is not None:
+            self.stop_reason_ = reason
+        return reason
 
     @available_if(_model_has("predict"))
     def predict(self, X):
@@ -401,9 +399,9 @@ class BaseActiveLearner(MetaEstimatorMixin, BaseEstimator, metaclass=ABCMeta):
     def _predict(self, X):
         pass
 
-    @abstractmethod
     def _predict_proba(self, X):
-        pass
+        # classifiers only; predict_proba is hidden (available_if) where the model has none
+        raise NotImplementedError
 
     # ------------------------------------------------------------------ the loop
     def _check_params(self):
@@ -445,22 +443,6 @@ class BaseActiveLearner(MetaEstimatorMixin, BaseEstimator, metaclass=ABCMeta):
         # A strategy left unseeded draws its tie-breaks from the learner's seed, so that the
         # same learner random_state gives the same run.
         return seed_estimator(clone(strategy), self._strategy_seed, overwrite=False)
-
-    def _resolve_stopping(self):
-        """Fresh clones of the ``stopping`` criteria: their state belongs to one run."""
-        criteria = self.stopping
-        if criteria is None:
-            return []
-        if not isinstance(criteria, list | tuple):
-            criteria = [criteria]
-        for criterion in criteria:
-            if not isinstance(criterion, StoppingCriterion):
-                raise TypeError(
-                    "stopping must be a criterion from skal.stopping (e.g. "
-                    "StabilizingPredictions()), a list of them or None, got "
-                    f"{type(criterion).__name__}."
-                )
-        return [clone(criterion) for criterion in criteria]
 
     def _check_X(self, X, name="X", *, lazy=False):
         # lazy: a dask pool stays lazy (a query scores it block by block where it lives)

@@ -445,9 +445,6 @@ class CommitteeRegressor(RegressorMixin, _Committee):
     def _predict(self, X):
         return self.predict_samples(X).mean(axis=0)
 
-    def _predict_proba(self, X):
-        raise AttributeError("A regressor has no predict_proba.")
-
     def predict(self, X, return_std=False):
         """The members' mean prediction, and with ``return_std`` their standard deviation.
 

@@ -11,7 +11,7 @@ import numbers
 from abc import ABCMeta, abstractmethod
 
 import numpy as np
-from sklearn.base import BaseEstimator
+from sklearn.base import BaseEstimator, clone
 from sklearn.metrics import cohen_kappa_score
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import _num_samples
@@ -69,6 +69,32 @@ class StoppingCriterion(BaseEstimator, metaclass=ABCMeta):
             rows = np.sort(rng.choice(n_pool, size=size, replace=False))
             self.stop_set_ = take_rows(X_pool, rows)
         return self.stop_set_
+
+
+def fresh_criteria(stopping, name="stopping"):
+    """Fresh clones of ``stopping`` (a criterion, a list of them or ``None``): their state
+    belongs to one run or session."""
+    if stopping is None:
+        return []
+    criteria = stopping if isinstance(stopping, list | tuple) else [stopping]
+    for criterion in criteria:
+        if not isinstance(criterion, StoppingCriterion):
+            raise TypeError(
+                f"{name} must be a criterion from skal.stopping (e.g. "
+                "StabilizingPredictions()), a list of them or None, got "
+                f"{type(criterion).__name__}."
+            )
+    return [clone(criterion) for criterion in criteria]
+
+
+def first_stop_reason(criteria, learner, X_pool):
+    """Ask every criterion about the latest model (each is told of the update once);
+    ``"<criterion>: <why>"`` of the first that says stop, or ``None``."""
+    for criterion in criteria:
+        why = criterion.check(learner, X_pool)
+        if why is not None:
+            return f"{type(criterion).__name__}: {why}"
+    return None
 
 
 def _uncertainty(strategy, learner, X):
