@@ -7,6 +7,7 @@ from skal.learners import ActiveLearner, ActiveRegressor, CommitteeLearner, Comm
 from skal.strategies import (
     BADGE,
     BALD,
+    CAL,
     EMCM,
     EPIG,
     MMC,
@@ -25,6 +26,7 @@ from skal.strategies import (
     LeastConfidence,
     MarginSampling,
     MultilabelMargin,
+    OpenSetFilter,
     ProbCover,
     RandomSampling,
     RankedBatch,
@@ -68,4 +70,6 @@ __all__ = [
     "EPIG",
     "InformationDensity",
     "ExpectedErrorReduction",
+    "CAL",
+    "OpenSetFilter",
 ]

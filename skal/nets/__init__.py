@@ -5,6 +5,13 @@ skorch; ``import skal`` does not.
 
 from skal.nets._base import resolve_device
 from skal.nets._classifier import NetClassifier
+from skal.nets._contrastive import (
+    ContrastiveEncoder,
+    ConvEncoder,
+    DigitAugment,
+    EncoderClassifier,
+    nt_xent_loss,
+)
 from skal.nets._divergence import DivergenceCheck, TrainingDivergedError
 from skal.nets._mc_dropout import ConsistentMCDropout
 from skal.nets._modules import MLP, MNISTConvNet
@@ -13,6 +20,11 @@ from skal.nets._regressor import NetRegressor
 __all__ = [
     "NetClassifier",
     "NetRegressor",
+    "ContrastiveEncoder",
+    "ConvEncoder",
+    "DigitAugment",
+    "EncoderClassifier",
+    "nt_xent_loss",
     "MLP",
     "MNISTConvNet",
     "ConsistentMCDropout",

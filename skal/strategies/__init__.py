@@ -13,6 +13,7 @@ from skal.strategies._bayesian import (
 )
 from skal.strategies._coldstart import ProbCover, TypiClust
 from skal.strategies._committee import ConsensusEntropy, KLDivergence, VoteEntropy
+from skal.strategies._contrastive import CAL, OpenSetFilter
 from skal.strategies._cost import CostAware
 from skal.strategies._density import InformationDensity
 from skal.strategies._diversity import BADGE, CoreSet, RankedBatch
@@ -60,6 +61,8 @@ __all__ = [
     "EPIG",
     "InformationDensity",
     "ExpectedErrorReduction",
+    "CAL",
+    "OpenSetFilter",
     "bald_terms",
     "greedy_batchbald",
 ]
