@@ -56,11 +56,11 @@ class _SingleEstimatorLearner(BaseActiveLearner):
         )
         if self.update == "warm_start":
             enable_warm_start(estimator)
-        self.estimator_ = estimator.fit(X, y)
+        self.estimator_ = estimator.fit(*self._training_set(estimator, X, y))
 
     def _update_model(self, X_new, y_new, X_all, y_all):
         if self.update == "warm_start":
-            self.estimator_.fit(X_all, y_all)
+            self.estimator_.fit(*self._training_set(self.estimator_, X_all, y_all))
         else:
             if not hasattr(self.estimator_, "partial_fit"):
                 raise ValueError(
@@ -205,6 +205,10 @@ class ActiveLearner(ClassifierMixin, _SingleEstimatorLearner):
     X_labeled_ : array-like of shape (n_labels, n_features)
         The labelled rows the model is trained on: in a simulated run in pool order, after
         :meth:`teach` in the order taught.
+    X_unlabeled_ : array-like of shape (n_unlabeled, n_features)
+        Only for a semi-supervised estimator (``SelfTrainingClassifier``, ``LabelSpreading``,
+        :class:`~skal.semi_supervised.CEAL`, ...): the rows without a label it is also
+        trained on, with the label -1.
     y_labeled_ : ndarray of shape (n_labels,) or (n_labels, n_labels_per_row)
         Their labels.
     labeled_indices_ : ndarray of shape (n_labels,)
@@ -213,8 +217,9 @@ class ActiveLearner(ClassifierMixin, _SingleEstimatorLearner):
         One entry per fit: ``cycle``, ``event`` (``"fit"``, ``"initial"``, ``"query"`` or
         ``"teach"``), ``n_labels``, ``indices`` (rows of ``X`` acquired in the cycle;
         ``None`` for :meth:`teach`), ``scores`` (their selection scores or None),
-        ``fit_seconds``, ``query_seconds`` and ``stop`` (why the run stopped after this
-        fit, else None). ``pandas.DataFrame(history_)`` tabulates it.
+        ``fit_seconds``, ``query_seconds``, ``cost``, ``pseudo_labels`` (rows of ``X`` a
+        semi-supervised model labelled itself, else None) and ``stop`` (why the run
+        stopped after this fit, else None). ``pandas.DataFrame(history_)`` tabulates it.
     stop_reason_ : str or None
         Why the run stopped early (``"<criterion>: <why>"``), or None.
     n_features_in_ : int

@@ -25,11 +25,18 @@ from skal._validation import (
     concat_rows,
     label_costs_of,
 )
+from skal.learners._semi import (
+    is_semi_supervised,
+    pseudo_labeled_tail,
+    rows_not_taught,
+    with_unlabeled_rows,
+)
 from skal.stopping._criteria import first_stop_reason, fresh_criteria
 from skal.strategies._base import (
     check_query_strategy,
     check_row_indices,
     column_layout,
+    gather_rows,
     is_dask_pool,
     select_with_scores,
     take_rows,
@@ -169,13 +176,13 @@ class BaseActiveLearner(MetaEstimatorMixin, BaseEstimator, metaclass=ABCMeta):
         # A refit starts from nothing: a cold-start strategy must not see the last run's state.
         for attr in [a for a in vars(self) if a.endswith("_") and not a.startswith("_")]:
             delattr(self, attr)
-        X = as_row_container(X)
+        X = X if is_dask_pool(X) else as_row_container(X)  # a dask pool stays lazy
         shape = getattr(X, "shape", None)
         if shape is not None and len(shape) == 2 and shape[1] == 0:
             raise ValueError(
                 f"0 feature(s) (shape={tuple(shape)}) while a minimum of 1 is required."
             )
-        validate_data(self, X, skip_check_array=True, reset=True)
+        validate_data(self, column_layout(X), skip_check_array=True, reset=True)
         self._n_dims_in = getattr(X, "ndim", None)
         if not self.__sklearn_tags__().input_tags.allow_nan:
             check_finite_numeric(X)
@@ -191,6 +198,7 @@ class BaseActiveLearner(MetaEstimatorMixin, BaseEstimator, metaclass=ABCMeta):
         self._targets.check_labeled(y[labeled])
         self.target_kind_ = self._targets.kind
         self._check_params()
+        self._semi_supervised = any(map(is_semi_supervised, self._models_for_delegation()))
         rng = check_random_state(self.random_state)
         self._model_seed, self._strategy_seed = (int(s) for s in rng.randint(_MAX_SEED, size=2))
         self.query_strategy_ = self._resolve_strategy(self.query_strategy, self._default_strategy())
@@ -273,6 +281,10 @@ class BaseActiveLearner(MetaEstimatorMixin, BaseEstimator, metaclass=ABCMeta):
         self.X_labeled_ = concat_rows(self.X_labeled_, X_new)
         # No cast to the old dtype: "<U3" would silently cut a new label "horse" to "hor".
         self.y_labeled_ = np.concatenate([self.y_labeled_, y_new])
+        if self._semi_supervised:
+            still_unlabeled = rows_not_taught(self.X_unlabeled_, X_new)
+            self.X_unlabeled_ = take_rows(self.X_unlabeled_, np.flatnonzero(still_unlabeled))
+            self._unlabeled_positions = self._unlabeled_positions[still_unlabeled]
         self._update(X_new, y_new)
         self.history_.append(
             self._history_row(None, None, "teach", time.perf_counter() - start, 0.0)
@@ -525,8 +537,39 @@ class BaseActiveLearner(MetaEstimatorMixin, BaseEstimator, metaclass=ABCMeta):
         # Pool order, whatever the acquisition order: order-sensitive estimators (RBF SVC,
         # SGD without shuffling) then train as on a sorted labelled set.
         train = np.sort(rows)
-        self.X_labeled_ = take_rows(X, train)
+        self.X_labeled_ = gather_rows(X, train)
         self.y_labeled_ = y[train]
+        if self._semi_supervised:
+            if is_dask_pool(X):
+                raise TypeError(
+                    "A semi-supervised estimator learns from every unlabelled row, so it "
+                    "cannot be fitted on a dask pool; use a supervised estimator there."
+                )
+            rest = np.ones(_num_samples(X), dtype=bool)
+            rest[train] = False
+            self._unlabeled_positions = np.flatnonzero(rest)
+            self.X_unlabeled_ = take_rows(X, self._unlabeled_positions)
+
+    def _training_set(self, model, X, y):
+        """What ``model`` is fitted on: the labelled rows ``(X, y)``; a semi-supervised
+        model gets the unlabelled rows ``X_unlabeled_`` after them, with the label -1.
+
+        This is the one place where the loop decides what a model sees.
+        """
+        if not is_semi_supervised(model):
+            return X, y
+        return with_unlabeled_rows(model, X, y, self.X_unlabeled_, self.target_kind_)
+
+    def _pseudo_labels(self):
+        """Positions (rows of the ``X`` given to ``fit``) the model(s) labelled themselves."""
+        if not self._semi_supervised:
+            return None
+        n_unlabeled = self._unlabeled_positions.size
+        tails = [pseudo_labeled_tail(m, n_unlabeled) for m in self._models_for_delegation()]
+        tails = [tail for tail in tails if tail is not None]
+        if not tails:
+            return None
+        return self._unlabeled_positions[np.logical_or.reduce(tails)]
 
     def _record_fit(self, X, y, rows, event, query_seconds, scores):
         """Fit from scratch on ``rows`` of (X, y), keep them as the labelled set, log it.
@@ -557,6 +600,7 @@ class BaseActiveLearner(MetaEstimatorMixin, BaseEstimator, metaclass=ABCMeta):
             "fit_seconds": fit_seconds,
             "query_seconds": query_seconds,
             "cost": self._labels_cost(),
+            "pseudo_labels": self._pseudo_labels(),
             "stop": None,
         }
 
@@ -638,7 +682,7 @@ class BaseActiveLearner(MetaEstimatorMixin, BaseEstimator, metaclass=ABCMeta):
                 # An incremental update cannot add an output for a class found only now.
                 self._fit_model(self.X_labeled_, self.y_labeled_)
             else:
-                self._update(take_rows(X, new), y[new])
+                self._update(gather_rows(X, new), y[new])
             self.history_.append(
                 self._history_row(
                     new, scores, "query", time.perf_counter() - start, query_seconds

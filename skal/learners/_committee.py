@@ -37,11 +37,13 @@ def _bootstrap_rows(y, rng, can_train):
     return np.concatenate([first_of_class, rng.randint(n, size=n - first_of_class.size)])
 
 
-def _fit_member(member, X, y, bootstrap, seed, can_train):
+def _fit_member(member, X, y, bootstrap, seed, can_train, training_set):
+    # The bootstrap resamples the labelled rows; a semi-supervised member then gets every
+    # unlabelled row too (training_set).
     if bootstrap:
         rows = _bootstrap_rows(y, check_random_state(seed), can_train)
         X, y = take_rows(X, rows), y[rows]
-    return member.fit(X, y)
+    return member.fit(*training_set(member, X, y))
 
 
 def _member_proba(member, X, classes):
@@ -95,7 +97,9 @@ class _Committee(BaseActiveLearner):
         # read once per fit: computing tags for every scored chunk costs more than the check
         self._members_allow_nan = all(get_tags(m).input_tags.allow_nan for m in members)
         self.estimators_ = Parallel(n_jobs=self.n_jobs, prefer="threads")(
-            delayed(_fit_member)(member, X, y, self.bootstrap, int(seed), can_train)
+            delayed(_fit_member)(
+                member, X, y, self.bootstrap, int(seed), can_train, self._training_set
+            )
             for member, seed in zip(members, seeds, strict=True)
         )
 
@@ -107,7 +111,7 @@ class _Committee(BaseActiveLearner):
             Parallel(n_jobs=self.n_jobs, prefer="threads")(
                 delayed(_fit_member)(
                     member, X_all, y_all, self.bootstrap, (seed + n_labels) % _MAX_SEED,
-                    self._targets.can_train,
+                    self._targets.can_train, self._training_set,
                 )
                 for member, seed in zip(self.estimators_, seeds.tolist(), strict=True)
             )
