@@ -64,9 +64,9 @@ def _pool(n_blocks=12):
 
 
 def test_registry_has_both_kinds():
-    assert {"MarginSampling", "BALD", "VarianceSampling", "MultilabelMargin",
-            "CoreSet"} <= set(SUPPORTED)
-    assert {"BADGE", "BatchBALD", "StochasticBALD", "TypiClust"} <= set(UNSUPPORTED)
+    assert {"MarginSampling", "BALD", "VarianceSampling", "MultilabelMargin", "CoreSet",
+            "BatchBALD", "StochasticBALD", "BADGE"} <= set(SUPPORTED)
+    assert {"ProbCover", "RankedBatch", "EPIG"} <= set(UNSUPPORTED)
 
 
 @pytest.mark.parametrize(
@@ -183,3 +183,124 @@ def test_unknown_block_lengths_are_a_clear_error():
     pool = pool[pool[:, 0] > -10]  # lengths unknown until computed
     with pytest.raises(ValueError, match="compute_chunk_sizes"):
         learner.query(pool)
+
+
+# ------------------------------------------------------------------ posterior-sample batches
+def _committee_and_pool(n_pool=3000, n_estimators=8):
+    from skal import CommitteeLearner
+
+    big = np.random.RandomState(1).normal(size=(n_pool, 4))
+    learner = CommitteeLearner(n_estimators=n_estimators, random_state=0).fit(X, y)
+    return learner, big
+
+
+@pytest.mark.parametrize("where", WHERE)
+def test_batchbald_prefilter_on_blocks_gives_full_greedy(on, where, monkeypatch):
+    from skal.strategies import _bayesian
+
+    learner, big = _committee_and_pool()
+    full = greedy_batchbald_on(learner, big)
+    kept = []
+    candidates = _bayesian._bald_candidates
+
+    def spy(*args, **kwargs):
+        result = candidates(*args, **kwargs)
+        kept.append(result[0].size)
+        return result
+
+    monkeypatch.setattr(_bayesian, "_MIN_CANDIDATES", 64)  # widening is exercised too
+    monkeypatch.setattr(_bayesian, "_bald_candidates", spy)
+    expected = strategies.BatchBALD(random_state=0).select(learner, big, 6)
+    with on():
+        got = strategies.BatchBALD(random_state=0).select(learner, da.from_array(big, 150), 6)
+    np.testing.assert_array_equal(got[0], expected[0])
+    # workers' BLAS may round the samples' last bit otherwise than the client's
+    np.testing.assert_allclose(got[1], expected[1], rtol=1e-12)
+    np.testing.assert_array_equal(got[0], full)  # the exact greedy over the whole pool
+    assert kept[0] == 64 and max(kept) < len(big)  # it widened, and never to the whole pool
+
+
+def greedy_batchbald_on(learner, pool, batch_size=6):
+    """Picks of the engine's greedy over every row of ``pool`` (no prefilter)."""
+    samples = learner.predict_proba_samples(pool)
+    return strategies.greedy_batchbald(samples, batch_size, random_state=0)[0]
+
+
+@pytest.mark.parametrize("where", WHERE)
+@pytest.mark.parametrize("mode", ["power", "softmax"])
+def test_stochastic_bald_draws_do_not_depend_on_the_blocks(on, where, mode):
+    learner, big = _committee_and_pool(n_pool=900, n_estimators=3)
+    for seed in range(2):
+        expected = strategies.StochasticBALD(mode, random_state=seed)(learner, big, 8)
+        for chunks in (100, 333):
+            with on():
+                got = strategies.StochasticBALD(mode, random_state=seed)(
+                    learner, da.from_array(big, chunks), 8)
+            np.testing.assert_array_equal(got, expected)
+
+
+def test_stochastic_bald_softrank_refuses_a_dask_pool():
+    learner, big = _committee_and_pool(n_pool=100, n_estimators=3)
+    with pytest.raises(TypeError, match="softrank.*mode='power' or 'softmax'"):
+        strategies.StochasticBALD("softrank")(learner, da.from_array(big, 30), 3)
+
+
+# ------------------------------------------------------------------ the loop on a dask pool
+@pytest.mark.parametrize("where", WHERE)
+@pytest.mark.parametrize("frame", [False, pytest.param(True, marks=pytest.mark.slow)])
+def test_simulated_run_on_a_dask_pool_gathers_only_labelled_rows(on, where, frame,
+                                                                monkeypatch):
+    import skal.learners._base as base
+    from skal import ActiveLearner
+
+    y_oracle = (X_POOL[:, 0] + X_POOL[:, 1] > 0).astype(int)
+    pool, lazy = X_POOL, da.from_array(X_POOL, chunks=50)
+    if frame:
+        pd = pytest.importorskip("pandas")
+        dd = pytest.importorskip("dask.dataframe")
+        pool = pd.DataFrame(X_POOL, columns=list("abcd"))
+        lazy = dd.from_pandas(pool, npartitions=12)
+
+    def run(X_run):
+        return ActiveLearner(query_strategy=strategies.MarginSampling(), budget=30,
+                             batch_size=5, random_state=0).fit(X_run, y_oracle)
+
+    expected = run(pool)
+    gathered = []
+    gather = base.gather_rows
+    monkeypatch.setattr(base, "gather_rows",
+                        lambda X_, rows: gathered.append(len(rows)) or gather(X_, rows))
+    with on():
+        learner = run(lazy.persist())  # blocks on the workers, as a pool read from storage
+    np.testing.assert_array_equal(learner.labeled_indices_, expected.labeled_indices_)
+    assert type(learner.X_labeled_) is type(expected.X_labeled_)
+    assert max(gathered) <= 30  # the labelled rows, never the pool
+
+
+@pytest.mark.parametrize("where", WHERE)
+def test_labeling_session_on_a_dask_pool(on, where, tmp_path):
+    from skal import ActiveLearner
+    from skal.labeling import LabelingSession
+
+    y_oracle = (X_POOL[:, 0] > 0).astype(int)
+
+    def labelled_in_order(pool, name):
+        session = LabelingSession(
+            ActiveLearner(query_strategy=strategies.MarginSampling(), batch_size=4), pool,
+            tmp_path / name, classes=[0, 1], random_state=3)
+        order = []
+        for _ in range(3):
+            for query in session.next_batch():
+                session.label(query.sample_id, int(y_oracle[int(query.sample_id)]))
+                order.append(query.sample_id)
+        session.close()
+        return order, session.fingerprint_
+
+    expected, _ = labelled_in_order(X_POOL, "memory.db")
+    with on():
+        got, fingerprint = labelled_in_order(da.from_array(X_POOL, chunks=50), "dask.db")
+        # the fingerprint does not depend on the partitioning, so a session resumes on
+        # the pool read again in other blocks
+        resumed, _ = labelled_in_order(da.from_array(X_POOL, chunks=70), "dask.db")
+    assert got == expected
+    assert not set(resumed) & set(got)  # the resumed session went on where it stopped

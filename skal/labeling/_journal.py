@@ -10,6 +10,8 @@ import time
 
 import numpy as np
 
+from skal.strategies._base import column_layout, is_dask_pool, map_pool_blocks, position_keys
+
 SCHEMA_VERSION = 1
 
 _SCHEMA = """
@@ -141,7 +143,9 @@ def pool_fingerprint(sample_ids, X_pool):
         digest.update(str(sample_id).encode())
         digest.update(b"\x00")
     digest.update(b"\x01data\x01")
-    if hasattr(X_pool, "iloc"):
+    if is_dask_pool(X_pool):
+        digest.update(_dask_pool_digest(X_pool))
+    elif hasattr(X_pool, "iloc"):
         from pandas.util import hash_pandas_object
 
         digest.update(np.asarray(hash_pandas_object(X_pool, index=False)).tobytes())
@@ -158,6 +162,31 @@ def pool_fingerprint(sample_ids, X_pool):
             digest.update(str((X.dtype.str, X.shape)).encode())
             digest.update(np.ascontiguousarray(X).tobytes())
     return digest.hexdigest()
+
+
+def _dask_pool_digest(X_pool):
+    """8 bytes that stand for a dask pool's data, computed where its blocks live.
+
+    Every row's hash is mixed with its pool position and the results are added modulo
+    2**64: a sum does not depend on how the rows are split into blocks, so the pool
+    re-read with other partitions keeps its fingerprint, and only 8 bytes per block travel.
+    """
+    sums = map_pool_blocks(_block_digest, X_pool, None)
+    total = sum(int(part) for part in sums) % 2**64
+    layout = column_layout(X_pool)
+    columns = list(layout.columns) if hasattr(layout, "columns") else X_pool.dtype.str
+    return repr((total, columns, X_pool.shape[1:])).encode()
+
+
+def _block_digest(_, block, start):
+    import pandas as pd
+    from pandas.util import hash_pandas_object
+
+    frame = block if hasattr(block, "iloc") else pd.DataFrame(np.asarray(block).reshape(
+        len(block), -1))
+    hashes = np.asarray(hash_pandas_object(frame, index=False), dtype=np.uint64)
+    keys = position_keys(hashes, np.arange(start, start + hashes.size))
+    return np.add.reduce(keys, dtype=np.uint64)
 
 
 class Journal:

@@ -42,7 +42,7 @@ from skal.labeling._validation import (
 )
 from skal.learners._base import default_estimator, seed_estimator
 from skal.stopping._criteria import first_stop_reason, fresh_criteria
-from skal.strategies._base import take_rows
+from skal.strategies._base import gather_rows, take_rows
 
 Query = namedtuple("Query", ["sample_id", "round", "strategy", "score"])
 Query.__doc__ = """One sample proposed to an annotator: its id, the round, and why it was chosen.
@@ -120,7 +120,7 @@ def _propose(learner, X_pool, ids, train_pos, train_y, candidates, batch_size, s
         picked = rng.choice(candidates.size, size=k, replace=False)
         return [ids[p] for p in candidates[picked]], [None] * k, "random"
     model = _seed_round(clone(learner), round_seed)
-    model.fit(take_rows(X_pool, train_pos), np.asarray(train_y))
+    model.fit(gather_rows(X_pool, train_pos), np.asarray(train_y))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)
         picked, scores = model.query(take_rows(X_pool, candidates), k, return_scores=True)
@@ -149,7 +149,9 @@ class LabelingSession:
         labels and the candidates; an int you set is mixed in), so rounds draw afresh and a
         resumed session proposes exactly the rows an uninterrupted one would.
     X_pool : array-like, sparse matrix or DataFrame of shape (n_samples, n_features)
-        All rows that may be labelled.
+        All rows that may be labelled. A dask array or DataFrame stays on its cluster: each
+        round scores it where it lives (strategies that take dask pools) and fetches only
+        the labelled rows to refit the learner.
     journal : str or path-like
         The journal file; created when missing, resumed when present.
     classes : sequence of str or int
@@ -444,7 +446,7 @@ class LabelingSession:
                     "asking for a model."
                 )
             model = seed_estimator(clone(self.learner), self.seed_, overwrite=False)
-            self._model = model.fit(take_rows(self.X_pool, positions), np.asarray(labels))
+            self._model = model.fit(gather_rows(self.X_pool, positions), np.asarray(labels))
             self._model_key = key
         return self._model
 

@@ -297,7 +297,13 @@ def chunk_slices(n_rows, row_bytes, chunk_size=None):
 
 
 def take_rows(X, rows):
-    """Rows of ``X`` (array, sparse matrix, DataFrame or list) selected by a slice or indices."""
+    """Rows of ``X`` (array, sparse matrix, DataFrame or list) selected by a slice or indices.
+
+    The rows of a dask array or DataFrame stay lazy, where they are (a DataFrame's by
+    ascending positions); :func:`gather_rows` brings them to the client.
+    """
+    if is_dask_pool(X) and not hasattr(X, "chunks"):
+        return _frame_rows(X, rows)
     if hasattr(X, "iloc"):
         return X.iloc[rows]
     if isinstance(X, list | tuple):
@@ -305,6 +311,39 @@ def take_rows(X, rows):
             return X[rows]
         return [X[i] for i in rows]
     return X[rows]
+
+
+def gather_rows(X, rows):
+    """Rows of ``X`` in memory, in the order of ``rows``: :func:`take_rows`, then for a dask
+    pool the computed rows (only those travel to the client)."""
+    if not is_dask_pool(X):
+        return take_rows(X, rows)
+    rows = np.arange(X.shape[0] if hasattr(X, "chunks") else len(X))[rows] if isinstance(
+        rows, slice) else np.asarray(rows)
+    order = np.argsort(rows, kind="stable")
+    taken = take_rows(X, rows[order]).compute()  # ascending positions read block by block
+    back = np.empty_like(order)
+    back[order] = np.arange(order.size)
+    return take_rows(taken, back)
+
+
+def _frame_rows(X, rows):
+    """Rows of a dask DataFrame at ascending positions, as a lazy dask DataFrame."""
+    import dask
+    import dask.dataframe as dd
+
+    blocks, lengths, starts = dask_row_blocks(X)
+    rows = np.arange(lengths.sum())[rows] if isinstance(rows, slice) else np.asarray(rows)
+    bounds = np.searchsorted(rows, np.append(starts, lengths.sum()))
+    parts = [dask.delayed(_iloc)(block, rows[lo:hi] - start)
+             for block, start, lo, hi in zip(blocks, starts, bounds[:-1], bounds[1:],
+                                             strict=True) if hi > lo]
+    return dd.from_delayed(parts or [dask.delayed(_iloc)(blocks[0], rows)], meta=X._meta,
+                           verify_meta=False)
+
+
+def _iloc(frame, rows):
+    return frame.iloc[rows]
 
 
 def map_pool_chunks(func, X_pool, *, row_bytes, chunk_size=None, n_jobs=None):
@@ -384,6 +423,51 @@ def map_pool_blocks(func, X_pool, shared):
     return list(dask.compute(*tasks))
 
 
+class PoolBlocks:
+    """Per-block states of a pool, kept where the blocks live; a pool in memory is one block.
+
+    For strategies that make many small rounds over the pool (one per greedy pick):
+    ``make_state(shared, block)`` builds each block's state once (persisted on the workers
+    of a dask pool, ``shared`` sent once as by :func:`map_pool_blocks`); :meth:`ask` returns
+    ``func(state, start, *args)`` of every block (small values, to the client) and
+    :meth:`update` replaces every state by ``func(state, start, *args)`` where it lives.
+    ``start`` is the block's first row position in the pool. The pool in memory runs the
+    same functions on one state, so both give the same picks.
+    """
+
+    def __init__(self, X_pool, make_state, shared):
+        self.on_dask = is_dask_pool(X_pool)
+        if not self.on_dask:
+            self.states, self.starts = [make_state(shared, X_pool)], [0]
+            return
+        import dask
+
+        blocks, lengths, starts = dask_row_blocks(X_pool)
+        shared = ship_once(shared)
+        kept = [i for i, length in enumerate(lengths) if length]
+        self.starts = [int(starts[i]) for i in kept]
+        self.states = list(dask.persist(*[dask.delayed(make_state)(shared, blocks[i])
+                                          for i in kept]))
+
+    def _run(self, func, args, keep):
+        if not self.on_dask:
+            return [func(state, start, *args)
+                    for state, start in zip(self.states, self.starts, strict=True)]
+        import dask
+
+        tasks = [dask.delayed(func)(state, start, *args)
+                 for state, start in zip(self.states, self.starts, strict=True)]
+        return list((dask.persist if keep else dask.compute)(*tasks))
+
+    def ask(self, func, *args):
+        """``[func(state, start, *args) for every block]``, computed where the blocks live."""
+        return self._run(func, args, keep=False)
+
+    def update(self, func, *args):
+        """Replace every block's state by ``func(state, start, *args)``, where it lives."""
+        self.states = self._run(func, args, keep=True)
+
+
 def dask_row_blocks(X_pool):
     """The delayed row blocks of a dask pool (all its columns each), their lengths and first
     row positions."""
@@ -426,9 +510,10 @@ def tie_break_salt(random_state):
                                                         dtype=np.int64))
 
 
-def _tie_keys(salt, positions):
-    # splitmix64 of (salt, row position): a pseudo-random key per row that any block can
-    # compute for its own rows, so that blocks and the whole pool order ties alike.
+def position_keys(salt, positions):
+    """splitmix64 of ``(salt, row position)``: a pseudo-random uint64 key per row that any
+    block can compute for its own rows, so that blocks and the whole pool order ties alike.
+    ``salt`` is an int, or a uint64 array with one salt per position."""
     with np.errstate(over="ignore"):
         z = np.asarray(positions, dtype=np.int64).astype(np.uint64)
         z = z * np.uint64(0x9E3779B97F4A7C15) + np.uint64(salt)
@@ -440,10 +525,24 @@ def _tie_keys(salt, positions):
     return z
 
 
+def position_gumbel(salt, positions):
+    """Standard Gumbel draws, one per row, that are functions of ``(salt, position)`` only.
+
+    The random draws of a strategy that perturbs scores (Gumbel-top-k sampling) are keyed
+    by the row's position in the pool, like the tie-breaks of :func:`top_k_by_position`: a
+    block of a dask pool draws for its own rows exactly what the whole pool in memory draws
+    for them, so a seed gives the same picks however the pool is split.
+    """
+    # the top 53 bits of the key, centred in their interval: a uniform in (0, 1)
+    top_bits = position_keys(salt, positions) >> np.uint64(11)
+    uniform = (top_bits.astype(np.float64) + 0.5) * 2.0**-53
+    return -np.log(-np.log(uniform))
+
+
 def top_k_by_position(scores, k, salt, positions=None, offset=0):
     """Indices of the ``k`` highest ``scores``, highest first, ties ordered by position keys.
 
-    The order is total: score descending, then ``_tie_keys(salt, position)``, then position.
+    The order is total: score descending, then ``position_keys(salt, position)``, then position.
     A top-k under a total order is decomposable: the top ``k`` of a pool is the top ``k`` of
     the union of its blocks' top ``k``, which is how a dask pool gets the in-memory answer.
 
@@ -475,14 +574,14 @@ def top_k_by_position(scores, k, salt, positions=None, offset=0):
         ties = np.flatnonzero(scores == threshold)
         needed = k - above.size
         if ties.size > needed:
-            keys = _tie_keys(salt, position(ties))
+            keys = position_keys(salt, position(ties))
             # smallest keys win; equal keys (a 2**-64 chance) by position, as in the sort below
             ties = ties[np.lexsort((position(ties), keys))[:needed]]
         chosen = np.concatenate([above, ties])
     else:
         chosen = np.arange(n)
     where = position(chosen)
-    order = np.lexsort((where, _tie_keys(salt, where), -scores[chosen]))
+    order = np.lexsort((where, position_keys(salt, where), -scores[chosen]))
     return chosen[order].astype(np.intp, copy=False)
 
 
@@ -668,25 +767,34 @@ class PoolScoringStrategy(QueryStrategy):
         # Each block (the whole pool in memory) keeps its own top batch_size rows; the top of
         # their union is the pool's top, ties and all (see top_k_by_position).
         salt = tie_break_salt(random_state)
-        best = functools.partial(_best_rows, k=batch_size, salt=salt)
+        best = functools.partial(_best_rows, k=batch_size, salt=salt,
+                                 ranking=self._ranking(random_state))
         parts = map_pool_blocks(best, X_pool, (self, learner))
-        scores = np.concatenate([part[0] for part in parts])
-        positions = np.concatenate([part[1] for part in parts])
-        order = top_k_by_position(scores, batch_size, salt, positions)
+        values, scores, positions = (np.concatenate([part[i] for part in parts])
+                                     for i in range(3))
+        order = top_k_by_position(values, batch_size, salt, positions)
         return positions[order], scores[order]
+
+    def _ranking(self, random_state):
+        """What the top rows are taken by: ``None`` for the scores themselves, or a picklable
+        ``ranking(scores, positions) -> values`` (random draws keyed by the row positions, so
+        that every block computes its own rows' values, see :func:`position_gumbel`)."""
+        return None
 
     @abstractmethod
     def _score_chunk(self, learner, X_chunk):
         """Scores of the rows of one chunk."""
 
 
-def _best_rows(scorer, X_block, start, k, salt):
-    """Scores and pool positions of the top ``k`` rows of one block (``scorer``: strategy,
-    learner)."""
+def _best_rows(scorer, X_block, start, k, salt, ranking=None):
+    """Ranking values, scores and pool positions of the top ``k`` rows of one block
+    (``scorer``: strategy, learner)."""
     strategy, learner = scorer
     scores = strategy.score(learner, X_block)
-    local = top_k_by_position(scores, min(k, scores.shape[0]), salt, offset=start)
-    return scores[local], local.astype(np.int64) + start
+    positions = np.arange(start, start + scores.shape[0], dtype=np.int64)
+    values = scores if ranking is None else ranking(scores, positions)
+    local = top_k_by_position(values, min(k, scores.shape[0]), salt, offset=start)
+    return values[local], scores[local], positions[local]
 
 
 def _n_columns(X):

@@ -4,6 +4,7 @@ They read ``learner.predict_proba_samples(X) -> (n_samples, n_pool, n_classes)``
 passes, deep-ensemble members or the members of a :class:`~skal.CommitteeLearner`.
 """
 
+import functools
 import numbers
 import os
 from concurrent.futures import ThreadPoolExecutor
@@ -16,9 +17,15 @@ from skal.strategies._base import (
     QueryStrategy,
     _n_columns,
     chunk_slices,
+    dask_row_blocks,
+    is_dask_pool,
+    position_gumbel,
     require,
+    ship_once,
     take_rows,
+    tie_break_salt,
     top_k,
+    top_k_by_position,
 )
 
 # Probabilities are clamped to at least this before logarithms of mixtures are taken, so that
@@ -157,6 +164,11 @@ class StochasticBALD(_BayesianStrategy):
     Notes
     -----
     :meth:`select` returns the BALD scores of the selected rows (not the perturbed values).
+    The Gumbel noise of a row is a function of the query's random stream and the row's
+    position in the pool (:func:`~skal.strategies._base.position_gumbel`), so modes
+    ``"power"`` and ``"softmax"`` run block by block on a dask pool and draw the same batch
+    as the same rows in memory; ``"softrank"`` ranks the whole pool at once and takes pools
+    in memory only.
 
     References
     ----------
@@ -164,9 +176,6 @@ class StochasticBALD(_BayesianStrategy):
     "Stochastic Batch Acquisition: A Simple Baseline for Deep Active Learning", TMLR 2023
     (arXiv:2106.12059).
     """
-
-    # The Gumbel draw and the ranks are over the whole pool at once.
-    _supports_dask_pool = False
 
     def __init__(self, mode="power", beta=1.0, random_state=None):
         self.mode = mode
@@ -179,19 +188,38 @@ class StochasticBALD(_BayesianStrategy):
         beta = self.beta
         if isinstance(beta, bool) or not isinstance(beta, numbers.Real) or not beta >= 0:
             raise ValueError(f"beta must be a non-negative number, got {beta!r}.")
+        if self.mode != "softrank":
+            return super()._select(learner, X_pool, batch_size, random_state)
+        if is_dask_pool(X_pool):
+            raise TypeError(
+                "StochasticBALD(mode='softrank') cannot select from a dask pool: a row's "
+                "rank is over the whole pool. Use mode='power' or 'softmax' (block by block "
+                "on a cluster), or give it a pool in memory (X_pool.compute())."
+            )
+        salt = tie_break_salt(random_state)
+        noise_salt = tie_break_salt(random_state)
         scores = self.score(learner, X_pool)
-        if self.mode == "power":
-            with np.errstate(divide="ignore"):
-                logits = beta * np.log(scores) if beta > 0 else np.zeros_like(scores)
-        elif self.mode == "softmax":
-            logits = beta * scores
-        else:
-            ranks = np.empty(scores.size)
-            ranks[np.argsort(-scores, kind="stable")] = np.arange(1, scores.size + 1)
-            logits = -beta * np.log(ranks)
-        perturbed = logits + random_state.gumbel(size=scores.size)
-        indices = top_k(perturbed, batch_size, random_state)
+        ranks = np.empty(scores.size)
+        ranks[np.argsort(-scores, kind="stable")] = np.arange(1, scores.size + 1)
+        perturbed = -beta * np.log(ranks) + position_gumbel(noise_salt, np.arange(scores.size))
+        indices = top_k_by_position(perturbed, batch_size, salt)
         return indices, scores[indices]
+
+    def _ranking(self, random_state):
+        # Drawn after the tie-break salt, as the softrank branch does.
+        return functools.partial(_gumbel_perturbed, mode=self.mode, beta=float(self.beta),
+                                 salt=tie_break_salt(random_state))
+
+
+def _gumbel_perturbed(scores, positions, mode, beta, salt):
+    """Log sampling weights of ``mode`` plus keyed Gumbel noise: their top k is a draw
+    without replacement with probabilities proportional to the weights."""
+    if mode == "power":
+        with np.errstate(divide="ignore"):
+            logits = beta * np.log(scores) if beta > 0 else np.zeros_like(scores)
+    else:
+        logits = beta * scores
+    return logits + position_gumbel(salt, positions)
 
 
 # ---------------------------------------------------------------------------- BatchBALD
@@ -579,6 +607,15 @@ class BatchBALD(QueryStrategy):
     (entropy is concave) before the survivors are scored exactly: the batch is the one full
     greedy evaluation gives, at a fraction of the cost.
 
+    Before the greedy, a prefilter keeps the rows of highest BALD (at least 1,024, and
+    ``8 * batch_size``) with their posterior samples, and checks afterwards that no row left
+    out could have been picked: a row's gain is never above its BALD score, so when every
+    pick gains at least the highest BALD left out, the batch is full greedy's; otherwise the
+    candidates grow (fourfold, and to every row whose BALD reaches the lowest gain) and the
+    greedy runs again. So only the candidates' samples are
+    ever held at once, and a dask pool (protocol rule 7) is scored block by block on the
+    workers, which send back only their top rows: the batch equals the in-memory one.
+
     Parameters
     ----------
     n_joint_samples : int, default=10000
@@ -617,6 +654,8 @@ class BatchBALD(QueryStrategy):
     ((3,), True)
     """
 
+    _supports_dask_pool = True  # the prefilter scores the pool block by block
+
     def __init__(self, n_joint_samples=10000, dtype="float32", device=None, random_state=None):
         self.n_joint_samples = n_joint_samples
         self.dtype = dtype
@@ -624,29 +663,133 @@ class BatchBALD(QueryStrategy):
         self.random_state = random_state
 
     def _select(self, learner, X_pool, batch_size, random_state):
-        name = type(self).__name__
         n_joint = self.n_joint_samples
         if isinstance(n_joint, bool) or not isinstance(n_joint, numbers.Integral) or n_joint < 1:
             raise ValueError(f"n_joint_samples must be a positive integer, got {n_joint!r}.")
         if self.dtype not in _DTYPES:
             raise ValueError(f"dtype must be one of {_DTYPES}, got {self.dtype!r}.")
-        predict = require(learner, "predict_proba_samples", name)
+        require(learner, "predict_proba_samples", type(self).__name__)
+        salt = tie_break_salt(random_state)
+        greedy_seed = int(random_state.randint(np.iinfo(np.int32).max))
         n_pool = _num_samples(X_pool)
-        n_classes = len(getattr(learner, "classes_", ())) or 16
-        row_bytes = 8 * (_n_columns(X_pool) + 4 * 32 * n_classes)
-        slices = chunk_slices(n_pool, row_bytes, getattr(learner, "chunk_size", None))
+        n_keep, floor = min(n_pool, max(_MIN_CANDIDATES, 8 * batch_size)), np.inf
+        while True:
+            positions, samples, device, outside = _bald_candidates(
+                self, learner, X_pool, n_keep, floor, salt
+            )
+            indices, gains = greedy_batchbald(
+                samples, batch_size, n_joint_samples=int(n_joint), random_state=greedy_seed,
+                dtype=self.dtype, device=self.device if self.device is not None else device,
+            )
+            # The certificate of the prefilter (see _bald_candidates): no row left out can
+            # beat any pick, so these are full greedy's picks. Else keep every row whose
+            # BALD reaches the lowest gain too, and more rows, and run again.
+            if positions.size == n_pool or gains.min() >= outside:
+                return positions[indices], gains
+            n_keep, floor = min(n_pool, 4 * n_keep), float(gains.min())
 
-        def getter(rows):
-            samples = predict(take_rows(X_pool, rows))
-            return _check_samples(samples, name, rows.stop - rows.start)
 
-        return greedy_batchbald(
-            getter,
-            batch_size,
-            n_joint_samples=int(n_joint),
-            random_state=random_state,
-            dtype=self.dtype,
-            device=self.device,
-            n_pool=n_pool,
-            row_slices=slices,
-        )
+# Candidates BatchBALD keeps at first: a few thousand rows' samples are cheap to hold and
+# make the certificate hold in most queries; a failed certificate widens them fourfold.
+_MIN_CANDIDATES = 1024
+
+
+def _bald_candidates(strategy, learner, X_pool, n_keep, floor, salt):
+    """The rows of highest BALD, their posterior samples, and a bound on the rest.
+
+    The prefilter of :class:`BatchBALD`. Greedy BatchBALD's gain of a row ``j`` at any step,
+    ``I(y_j; w | y_A) = H(y_j | y_A) - H(y_j | w)`` (the labels are independent given ``w``,
+    so ``H(y_j | w, y_A) = H(y_j | w)``), is at most ``H(y_j) - H(y_j | w) = BALD(j)``,
+    because conditioning on ``y_A`` cannot raise an entropy. (Summed over a batch this is
+    the looser bound ``I(y_1..y_b; w) <= sum_i BALD(i)``.) Let ``beta`` be the highest BALD
+    of the rows left out. Run the greedy on the candidates; if every pick's gain
+    ``g_t >= beta``, the greedy on the whole pool makes the same picks: by induction, given
+    the same first ``t - 1`` picks, every row left out gains at most ``beta <= g_t`` at step
+    ``t``, so none beats the candidates' best (an exact tie, only possible at ``g_t = beta``,
+    goes to the candidate: full greedy breaks exact ties arbitrarily). The caller widens
+    the candidates until that holds, at worst to the whole pool. With sampled
+    configurations (beyond ``n_joint_samples``) the gains are estimates; the bound is the
+    one the lazy greedy already relies on.
+
+    The candidates are the top ``max(n_keep, m)`` rows by BALD, ``m`` the number of rows
+    whose BALD is at least ``floor``. Every block (the whole pool in memory) keeps its own
+    top rows with their samples, scoring in bounded-memory chunks; on a dask pool those stay
+    on the workers (persisted), only their BALD values and positions come back, and then
+    the samples of the candidates. Ties are ordered by position keys
+    (``top_k_by_position``), so a dask pool and the same rows in memory keep the same rows.
+
+    Returns
+    -------
+    positions : ndarray of shape (n_candidates,)
+        Pool positions of the candidates, ascending.
+    samples : ndarray of shape (n_samples, n_candidates, n_classes)
+        Their posterior samples, float64.
+    device : str or None
+        The device of the samples when ``predict_proba_samples`` returned torch tensors.
+    outside : float
+        The highest BALD of the rows left out (``-inf`` when none is).
+    """
+    func = functools.partial(_block_top_bald, n_keep=n_keep, floor=floor, salt=salt)
+    on_dask = is_dask_pool(X_pool)
+    if on_dask:
+        import dask
+
+        blocks, lengths, starts = dask_row_blocks(X_pool)
+        shared = ship_once((strategy, learner))
+        tops = dask.persist(*[dask.delayed(func)(shared, block, int(start))
+                              for block, start, n in zip(blocks, starts, lengths, strict=True)
+                              if n])
+        heads = dask.compute(*[dask.delayed(_head)(top) for top in tops])
+    else:
+        tops = [func((strategy, learner), X_pool, 0)]
+        heads = [_head(top) for top in tops]
+    bald = np.concatenate([head[0] for head in heads])
+    positions = np.concatenate([head[1] for head in heads])
+    n_take = max(n_keep, int((bald >= floor).sum()))
+    order = top_k_by_position(bald, min(n_take + 1, bald.size), salt, positions)
+    outside = bald[order[n_take]] if order.size > n_take else -np.inf
+    kept = np.isin(positions, positions[order[:n_take]])
+    masks = np.split(kept, np.cumsum([head[1].size for head in heads])[:-1])
+    if on_dask:
+        parts = dask.compute(*[dask.delayed(_rows_of)(top, mask)
+                               for top, mask in zip(tops, masks, strict=True)])
+    else:
+        parts = [_rows_of(top, mask) for top, mask in zip(tops, masks, strict=True)]
+    device = next((head[2] for head in heads if head[2] is not None), None)
+    return positions[kept], np.concatenate(parts, axis=1), device, outside
+
+
+def _block_top_bald(scorer, X_block, start, n_keep, floor, salt):
+    """BALD, pool positions (ascending), samples and device of a block's top rows: the top
+    ``max(n_keep, m) + 1``, ``m`` its rows of BALD at least ``floor``."""
+    strategy, learner = scorer
+    name = type(strategy).__name__
+    predict = require(learner, "predict_proba_samples", name)
+    n_classes = len(getattr(learner, "classes_", ())) or 16
+    row_bytes = 8 * (_n_columns(X_block) + 4 * 32 * n_classes)
+    slices = chunk_slices(_num_samples(X_block), row_bytes, getattr(learner, "chunk_size", None))
+    bald, positions, samples, device = np.empty(0), np.empty(0, dtype=np.int64), None, None
+    for rows in slices:
+        chunk = _check_samples(predict(take_rows(X_block, rows)), name, rows.stop - rows.start)
+        if _is_torch(chunk):
+            device = str(chunk.device)
+        chunk = _to_numpy(chunk)
+        bald = np.concatenate([bald, bald_terms(chunk)[0]])
+        positions = np.concatenate([positions, np.arange(rows.start, rows.stop) + start])
+        samples = chunk if samples is None else np.concatenate([samples, chunk], axis=1)
+        # The running top: every row at or above the floor stays, and so does the highest
+        # row below it (the bound on the rows left out), so memory is O(kept + chunk).
+        k = max(n_keep, int((bald >= floor).sum())) + 1
+        if bald.size > k:
+            keep = np.sort(top_k_by_position(bald, k, salt, positions))
+            bald, positions, samples = bald[keep], positions[keep], samples[:, keep, :]
+    return bald, positions, samples, device
+
+
+def _head(top):
+    return top[0], top[1], top[3]
+
+
+def _rows_of(top, mask):
+    return top[2][:, mask, :]
+

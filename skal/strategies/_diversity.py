@@ -13,14 +13,16 @@ from threadpoolctl import ThreadpoolController
 
 from skal.strategies._base import (
     TARGET_KINDS,
+    PoolBlocks,
     QueryStrategy,
     chunk_slices,
-    dask_row_blocks,
     embed,
     is_dask_pool,
+    position_gumbel,
     require,
-    ship_once,
+    tie_break_salt,
     top_k,
+    top_k_by_position,
 )
 
 # Rows re-checked at once by the lazy k-center step before it widens the search.
@@ -220,45 +222,32 @@ def _k_center_on_blocks(learner, X_pool, batch_size, cold_start, random_state):
     (lowest position among exact ties, as ``np.argmax`` and ``k_center_greedy``), and sends
     that row back to every block to lower its distances. The picks are ``k_center_greedy``'s.
     """
-    import dask
-
-    blocks, lengths, starts = dask_row_blocks(X_pool)
     L = labeled_embedding(learner)
     L = None if L is None or L.shape[0] == 0 else np.asarray(_as_numpy(L))
-    shared = ship_once((learner, L, None if L is None else sq_norms(L)))
-    states = dask.persist(*[dask.delayed(_block_state)(shared, block)
-                            for block, length in zip(blocks, lengths, strict=True) if length])
-    starts = starts[lengths > 0]
+    blocks = PoolBlocks(X_pool, _block_state, (learner, L, None if L is None else sq_norms(L)))
     first = None
     if L is None:
         if cold_start == "random":
-            first = int(random_state.randint(int(lengths.sum())))
+            first = int(random_state.randint(_num_samples(X_pool)))
         else:
-            sums = dask.compute(*[dask.delayed(_block_sum)(state) for state in states])
-            mean = np.sum(sums, axis=0) / lengths.sum()
-            first = _farthest_of_blocks(states, starts, _block_far_from, mean)[1]
+            mean = np.sum(blocks.ask(_block_sum), axis=0) / _num_samples(X_pool)
+            first = _farthest_of_blocks(blocks, _block_far_from, mean)[1]
     chosen, radii = [], []
     for step in range(batch_size):
         if step == 0 and first is not None:
             radius, best = np.inf, first
-            block = int(np.searchsorted(starts, best, side="right") - 1)
-            row = dask.compute(dask.delayed(_block_row)(states[block], best - starts[block]))[0]
+            row = next(r for r in blocks.ask(_block_row, best) if r is not None)
         else:
-            radius, best, row = _farthest_of_blocks(states, starts, _block_farthest)
+            radius, best, row = _farthest_of_blocks(blocks, _block_farthest)
         chosen.append(best)
         radii.append(np.sqrt(max(radius, 0.0)))
-        states = dask.persist(*[dask.delayed(_block_add_centre)(state, row, best - start)
-                                for state, start in zip(states, starts, strict=True)])
+        blocks.update(_block_add_centre, row, best)
     return np.asarray(chosen, dtype=np.intp), np.asarray(radii)
 
 
-def _farthest_of_blocks(states, starts, func, *args):
-    import dask
-
-    tops = dask.compute(*[dask.delayed(func)(state, int(start), *args)
-                          for state, start in zip(states, starts, strict=True)])
+def _farthest_of_blocks(blocks, func, *args):
     # the largest value; among exact ties the lowest pool position
-    value, position, row = max(tops, key=lambda top: (top[0], -top[1]))
+    value, position, row = max(blocks.ask(func, *args), key=lambda top: (top[0], -top[1]))
     return value, position, row
 
 
@@ -270,12 +259,13 @@ def _block_state(shared, X_block):
     return Z, sq_Z, dmin
 
 
-def _block_sum(state):
+def _block_sum(state, start):
     return state[0].sum(axis=0, dtype=np.float64)
 
 
-def _block_row(state, local):
-    return state[0][local]
+def _block_row(state, start, position):
+    local = position - start
+    return state[0][local] if 0 <= local < state[0].shape[0] else None
 
 
 def _block_farthest(state, start):
@@ -292,12 +282,13 @@ def _block_far_from(state, start, mean):
     return float(d2[local]), start + local, Z[local]
 
 
-def _block_add_centre(state, row, local):
-    """The block's state with ``row`` added to the centres (``local``: its place, if here)."""
+def _block_add_centre(state, start, row, position):
+    """The block's state with ``row`` (pool position ``position``) added to the centres."""
     Z, sq_Z, dmin = state
     dmin = dmin.copy()  # a new state: dask's values are never changed in place
     with _blas_controller().limit(limits=1, user_api="blas"):
         _refresh(Z, sq_Z, np.arange(Z.shape[0]), row[None, :], sq_norms(row[None, :]), dmin)
+    local = position - start
     if 0 <= local < Z.shape[0]:
         dmin[local] = -np.inf
     return Z, sq_Z, dmin
@@ -392,6 +383,11 @@ class BADGE(QueryStrategy):
     ``||g_i - g_j||² = ||a_i||²||h_i||² + ||a_j||²||h_j||² - 2 (a_i·a_j)(h_i·h_j)``, so each
     pick costs one pass over the embedding and the probabilities.
 
+    The D² draws are Gumbel-max draws with noise keyed by the row's pool position (see
+    :func:`~skal.strategies._base.position_gumbel`), so a dask pool (protocol rule 7) runs
+    block by block, each block's state kept on its worker and one small reduction per pick,
+    and gives the batch the same rows give in memory for the same seed.
+
     Parameters
     ----------
     random_state : int, RandomState instance or None, default=None
@@ -399,40 +395,81 @@ class BADGE(QueryStrategy):
     """
 
     _needs_dense_embedding = True
+    _supports_dask_pool = True  # one reduction over the blocks per pick
 
     def __init__(self, random_state=None):
         self.random_state = random_state
 
     def _select(self, learner, X_pool, batch_size, random_state):
-        proba = np.asarray(
-            require(learner, "predict_proba", type(self).__name__)(X_pool), dtype=np.float64
-        )
-        H = _as_numpy(embed(learner, X_pool))
-        A, sq_A, sq_H = gradient_factors(proba, H)
-        sq_G = sq_A * sq_H
-        n = H.shape[0]
-        first = int(top_k(sq_G, 1, random_state)[0])
-        chosen, scores = [first], [sq_G[first]]
-        d2 = np.full(n, np.inf)
-        centre = first
-        for _ in range(1, batch_size):
-            new = sq_G + sq_G[centre] - 2.0 * (A @ A[centre]) * (H @ H[centre])
-            np.maximum(new, 0.0, out=new)
-            np.minimum(d2, new, out=d2)
-            d2[chosen] = 0.0
-            total = d2.sum()
-            if total > 0 and np.isfinite(total):
-                centre = int(np.searchsorted(np.cumsum(d2), random_state.random() * total,
-                                             side="right"))
-                centre = min(centre, n - 1)
-                while d2[centre] == 0.0:  # float edge of the cumulative sum
-                    centre -= 1
-            else:  # every remaining row duplicates a chosen one
-                free = np.setdiff1d(np.arange(n), chosen)
-                centre = int(random_state.choice(free))
-            chosen.append(centre)
-            scores.append(d2[centre])
+        name = type(self).__name__
+        require(learner, "predict_proba", name)
+        salts = [tie_break_salt(random_state) for _ in range(batch_size)]
+        blocks = PoolBlocks(X_pool, _badge_state, (learner, name))
+        parts = blocks.ask(_badge_block_first, salts[0])
+        chosen, scores = [], []
+        for step in range(batch_size):
+            if step:
+                parts = blocks.ask(_badge_block_draw, salts[step])
+                if any(np.isfinite(part[0][0]) for part in parts):
+                    parts = [part[0] for part in parts]  # a D² draw
+                else:  # every remaining row duplicates a chosen one: uniform among the rest
+                    parts = [part[1] for part in parts]
+            values, positions = (np.array([part[i] for part in parts]) for i in range(2))
+            best = int(top_k_by_position(values, 1, salts[step], positions)[0])
+            _, position, score, a, h, sq_g = parts[best]
+            chosen.append(position)
+            scores.append(score)
+            blocks.update(_badge_block_add_centre, a, h, sq_g, position)
         return np.asarray(chosen, dtype=np.intp), np.asarray(scores)
+
+
+# BADGE's rounds, on one block each (the pool in memory is one block; see PoolBlocks). The
+# D² draw is the Gumbel-max trick: the row of largest log(d²) + Gumbel noise is a draw with
+# probability proportional to d², and with the noise keyed by the row's pool position
+# (position_gumbel), every block finds its own candidate and the largest of those is the
+# draw the whole pool in memory makes.
+def _badge_state(shared, X_block):
+    learner, name = shared
+    proba = np.asarray(require(learner, "predict_proba", name)(X_block), dtype=np.float64)
+    H = _as_numpy(embed(learner, X_block))
+    A, sq_A, sq_H = gradient_factors(proba, H)
+    n = H.shape[0]
+    return A, H, sq_A * sq_H, np.full(n, np.inf), np.zeros(n, dtype=bool)
+
+
+def _badge_candidate(state, start, values, score, salt):
+    A, H, sq_G = state[:3]
+    local = int(top_k_by_position(values, 1, salt, offset=start)[0])
+    return values[local], start + local, score[local], A[local], H[local], sq_G[local]
+
+
+def _badge_block_first(state, start, salt):
+    """The row of largest gradient norm (BADGE's first pick)."""
+    return _badge_candidate(state, start, state[2], state[2], salt)
+
+
+def _badge_block_draw(state, start, salt):
+    """The block's D² candidate, and its uniform candidate among the rows not chosen."""
+    d2, taken = state[3], state[4]
+    noise = position_gumbel(salt, np.arange(start, start + d2.size))
+    with np.errstate(divide="ignore"):
+        weighted = np.where(d2 > 0, np.log(d2) + noise, -np.inf)
+    return (_badge_candidate(state, start, weighted, d2, salt),
+            _badge_candidate(state, start, np.where(taken, -np.inf, noise), d2, salt))
+
+
+def _badge_block_add_centre(state, start, a, h, sq_g, position):
+    """The block's state with the row ``(a, h)`` (pool position ``position``) chosen."""
+    A, H, sq_G, d2, taken = state
+    new = sq_G + sq_g - 2.0 * (A @ a) * (H @ h)
+    np.maximum(new, 0.0, out=new)
+    d2 = np.minimum(d2, new)
+    local = position - start
+    if 0 <= local < d2.size:
+        taken = taken.copy()
+        taken[local] = True
+    d2[taken] = 0.0
+    return A, H, sq_G, d2, taken
 
 
 def gradient_factors(proba, H):
