@@ -5,9 +5,11 @@
 
 from skal.learners import ActiveLearner, ActiveRegressor, CommitteeLearner, CommitteeRegressor
 from skal.strategies import (
+    ASAL,
     BADGE,
     BALD,
     CAL,
+    CLUE,
     EMCM,
     EPIG,
     MMC,
@@ -72,4 +74,6 @@ __all__ = [
     "ExpectedErrorReduction",
     "CAL",
     "OpenSetFilter",
+    "ASAL",
+    "CLUE",
 ]

@@ -2,6 +2,7 @@
 targets of the kind each one handles."""
 
 import numpy as np
+import pytest
 
 import skal.strategies as strategies
 from skal import ActiveLearner, ActiveRegressor, CommitteeLearner, CommitteeRegressor
@@ -9,6 +10,7 @@ from skal import ActiveLearner, ActiveRegressor, CommitteeLearner, CommitteeRegr
 STRATEGY_NAMES = [
     name for name in strategies.__all__
     if isinstance(getattr(strategies, name), type)
+    and issubclass(getattr(strategies, name), strategies.QueryStrategy)
     and name not in ("QueryStrategy", "PoolScoringStrategy")
 ]
 # Strategies that work before any model exists (usable as initial_strategy).
@@ -20,6 +22,9 @@ NEEDS_SAMPLES = {"VoteEntropy", "KLDivergence", "ConsensusEntropy", "BALD", "Bat
 # RandomSampling, CoreSet, TypiClust and ProbCover take any target and are tested with
 # class labels here.
 REGRESSION = {"VarianceSampling", "EMCM", "GreedySampling"}
+# Strategies that train a network of their own at the first query (a second or more each):
+# the random-input runs of a whole learner take them in the slow set only.
+TRAINS_A_NETWORK = {"ASAL"}
 MULTILABEL = {"MultilabelMargin", "MMC", "AdaptiveMultilabel"}
 
 
@@ -68,3 +73,9 @@ def targets_for(name, y, X=None):
     Y = np.column_stack([y == c for c in classes] + [extra]).astype(int)
     Y[y == -1] = -1
     return Y
+
+
+def slow_if_training(names):
+    """``names`` as pytest parameters, those in ``TRAINS_A_NETWORK`` marked slow."""
+    return [pytest.param(name, marks=pytest.mark.slow) if name in TRAINS_A_NETWORK else name
+            for name in names]

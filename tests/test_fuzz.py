@@ -6,7 +6,7 @@ import warnings
 
 import numpy as np
 import pytest
-from _registry import STRATEGY_NAMES, learner_for, targets_for
+from _registry import STRATEGY_NAMES, learner_for, slow_if_training, targets_for
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -57,7 +57,7 @@ def _check_answer(indices, n_pool, batch_size):
 BATCH_SIZES = st.one_of(st.integers(-2, 40), st.sampled_from([1.5, "3", None, True]))
 
 
-@pytest.mark.parametrize("name", STRATEGY_NAMES)
+@pytest.mark.parametrize("name", slow_if_training(STRATEGY_NAMES))
 @settings(max_examples=15, deadline=None, derandomize=True,
           suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 @given(data=st.data())

@@ -13,6 +13,7 @@ from skal.nets._contrastive import (
     nt_xent_loss,
 )
 from skal.nets._divergence import DivergenceCheck, TrainingDivergedError
+from skal.nets._generative import PoolGAN
 from skal.nets._mc_dropout import ConsistentMCDropout
 from skal.nets._modules import MLP, MNISTConvNet
 from skal.nets._regressor import NetRegressor
@@ -27,6 +28,7 @@ __all__ = [
     "nt_xent_loss",
     "MLP",
     "MNISTConvNet",
+    "PoolGAN",
     "ConsistentMCDropout",
     "DivergenceCheck",
     "TrainingDivergedError",

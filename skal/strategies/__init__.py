@@ -17,11 +17,13 @@ from skal.strategies._contrastive import CAL, OpenSetFilter
 from skal.strategies._cost import CostAware
 from skal.strategies._density import InformationDensity
 from skal.strategies._diversity import BADGE, CoreSet, RankedBatch
+from skal.strategies._domain import CLUE
 from skal.strategies._error_reduction import ExpectedErrorReduction
 from skal.strategies._multilabel import MMC, AdaptiveMultilabel, MultilabelMargin
 from skal.strategies._portfolio import ActiveLearningByLearning
 from skal.strategies._prediction import EPIG
 from skal.strategies._regression import EMCM, GreedySampling, VarianceSampling
+from skal.strategies._synthesis import ASAL, GAAL
 from skal.strategies._uncertainty import (
     DecisionMargin,
     EntropySampling,
@@ -63,6 +65,9 @@ __all__ = [
     "ExpectedErrorReduction",
     "CAL",
     "OpenSetFilter",
+    "ASAL",
+    "CLUE",
+    "GAAL",
     "bald_terms",
     "greedy_batchbald",
 ]
