@@ -28,6 +28,8 @@ X_POOL = np.repeat(rng.normal(size=(200, 4)), 3, axis=0)[rng.permutation(600)]
 
 SUPPORTED = [n for n in STRATEGY_NAMES if getattr(strategies, n)._supports_dask_pool]
 UNSUPPORTED = [n for n in STRATEGY_NAMES if n not in SUPPORTED]
+# the strategies whose picks on a dask pool are those of the same rows in memory
+SAME_PICKS = [n for n in SUPPORTED if getattr(strategies, n)._dask_pool_same_picks]
 # Where a test runs: on the 2-process LocalCluster (start-up and worker imports cost seconds)
 # or on local threads (the same code, but for how the learner travels). The fast set runs on
 # threads; the slow set runs everything on the cluster too (README's default run stays short).
@@ -65,15 +67,16 @@ def _pool(n_blocks=12):
 
 def test_registry_has_both_kinds():
     assert {"MarginSampling", "BALD", "VarianceSampling", "MultilabelMargin", "CoreSet",
-            "BatchBALD", "StochasticBALD", "BADGE"} <= set(SUPPORTED)
+            "BatchBALD", "StochasticBALD", "BADGE"} <= set(SAME_PICKS)
+    assert set(SUPPORTED) - set(SAME_PICKS) == {"TypiClust"}
     assert {"ProbCover", "RankedBatch", "EPIG"} <= set(UNSUPPORTED)
 
 
 @pytest.mark.parametrize(
     "name, where",
-    [(name, "threads") for name in SUPPORTED]
+    [(name, "threads") for name in SAME_PICKS]
     + [pytest.param(name, "cluster", marks=() if name in ON_CLUSTER_FAST else pytest.mark.slow)
-       for name in SUPPORTED],
+       for name in SAME_PICKS],
 )
 def test_dask_pool_gives_the_in_memory_indices(on, name, where):
     learner = _fitted(name)
@@ -304,3 +307,31 @@ def test_labeling_session_on_a_dask_pool(on, where, tmp_path):
         resumed, _ = labelled_in_order(da.from_array(X_POOL, chunks=70), "dask.db")
     assert got == expected
     assert not set(resumed) & set(got)  # the resumed session went on where it stopped
+
+
+# ------------------------------------------------------------------ TypiClust's k-means
+@pytest.mark.parametrize("where", WHERE)
+def test_typiclust_on_blocks_repeats_and_finds_the_in_memory_rows_of_clear_clusters(on,
+                                                                                     where):
+    from sklearn.datasets import make_blobs
+
+    blobs, _ = make_blobs(1200, centers=5, cluster_std=0.4, random_state=0)
+    expected = strategies.TypiClust(random_state=0).select(None, blobs, 5)
+    with on():
+        runs = [strategies.TypiClust(random_state=0).select(None, da.from_array(blobs, 100), 5)
+                for _ in range(2)]
+    np.testing.assert_array_equal(runs[0][0], runs[1][0])  # same seed and blocks: same picks
+    # another k-means (mini-batch, block by block), the same five clusters: the same most
+    # typical row of each, in another order
+    assert sorted(runs[0][0]) == sorted(expected[0])
+    np.testing.assert_allclose(sorted(runs[0][1]), sorted(expected[1]))
+
+
+@pytest.mark.parametrize("where", WHERE)
+def test_typiclust_on_blocks_with_labelled_rows(on, where):
+    learner = _fitted("TypiClust")
+    with on():
+        picks = [strategies.TypiClust(random_state=seed)(learner, _pool(), BATCH)
+                 for seed in (0, 0)]
+    np.testing.assert_array_equal(picks[0], picks[1])
+    assert np.unique(picks[0]).size == BATCH and picks[0].max() < len(X_POOL)

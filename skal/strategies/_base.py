@@ -24,8 +24,12 @@
    ``_supports_dask_pool`` says so: each block is scored where it lives and sends back only
    its own top ``batch_size`` rows (``map_pool_blocks``), so the client holds O(blocks x
    batch) values. Ties are broken by keys of the global row position and the query's random
-   stream (``top_k_by_position``), so a dask pool and the same rows in memory give the same
-   indices for the same seed. Any other strategy given a dask pool is a ``TypeError``.
+   stream (``top_k_by_position``), and random draws by keys of it (``position_gumbel``),
+   so a dask pool and the same rows in memory give the same indices for the same seed.
+   Greedy batch strategies keep per-block state on the workers and make one small
+   reduction per pick (``PoolBlocks``). A strategy whose dask path picks otherwise (its
+   clustering differs) says so with ``_dask_pool_same_picks = False``. Any other strategy
+   given a dask pool is a ``TypeError``.
 """
 
 import functools
@@ -388,10 +392,10 @@ def check_pool_support(strategy, X_pool):
         name = type(strategy).__name__
         raise TypeError(
             f"{name} cannot select from a dask pool ({type(X_pool).__name__}): it compares "
-            "rows across the whole pool, and only strategies that score each row on its own "
-            "run block by block on a cluster. Use one of those (MarginSampling, "
-            "EntropySampling, LeastConfidence, DecisionMargin, BALD, the committee and "
-            "regression scores, MultilabelMargin, CoreSet, RandomSampling), or give "
+            "rows across the whole pool at once. Use a strategy that runs block by block on "
+            "a cluster (MarginSampling, EntropySampling, LeastConfidence, DecisionMargin, "
+            "BALD, BatchBALD, StochasticBALD, the committee and regression scores, "
+            "MultilabelMargin, CoreSet, BADGE, TypiClust, RandomSampling), or give "
             f"{name} a pool that fits in memory (X_pool.compute())."
         )
 
@@ -466,6 +470,20 @@ class PoolBlocks:
     def update(self, func, *args):
         """Replace every block's state by ``func(state, start, *args)``, where it lives."""
         self.states = self._run(func, args, keep=True)
+
+    def fold(self, func, accumulated, *args):
+        """``accumulated = func(accumulated, state, start, *args)`` through the blocks in row
+        order, each step where its block lives (``accumulated`` travels: keep it small);
+        return the last."""
+        if not self.on_dask:
+            for state, start in zip(self.states, self.starts, strict=True):
+                accumulated = func(accumulated, state, start, *args)
+            return accumulated
+        import dask
+
+        for state, start in zip(self.states, self.starts, strict=True):
+            accumulated = dask.delayed(func)(accumulated, state, start, *args)
+        return dask.compute(accumulated)[0]
 
 
 def dask_row_blocks(X_pool):
@@ -651,8 +669,10 @@ class QueryStrategy(BaseEstimator, metaclass=ABCMeta):
     _needs_dense_embedding = False
     # Rule 6 of the protocol: the kinds of target the strategy's scores make sense for.
     _target_kinds = frozenset({"classification"})
-    # Rule 7: whether the strategy selects from a dask pool (scored block by block).
+    # Rule 7: whether the strategy selects from a dask pool (scored block by block), and
+    # whether it then picks what it picks from the same rows in memory.
     _supports_dask_pool = False
+    _dask_pool_same_picks = True
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()

@@ -8,10 +8,20 @@ import numbers
 
 import numpy as np
 from sklearn.cluster import KMeans, MiniBatchKMeans
+from sklearn.metrics import pairwise_distances_argmin
 from sklearn.neighbors import NearestNeighbors
 from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils.validation import _num_samples
 
-from skal.strategies._base import TARGET_KINDS, QueryStrategy, chunk_slices, embed, top_k
+from skal.strategies._base import (
+    TARGET_KINDS,
+    PoolBlocks,
+    QueryStrategy,
+    chunk_slices,
+    embed,
+    is_dask_pool,
+    top_k,
+)
 from skal.strategies._diversity import _as_numpy, labeled_embedding, sq_norms
 
 _MAX_SEED = np.iinfo(np.int32).max
@@ -74,11 +84,23 @@ class TypiClust(QueryStrategy):
         ``"auto"`` uses mini-batches above 50 clusters, as the paper does.
     random_state : int, RandomState instance or None, default=None
         Seeds k-means and breaks ties.
+
+    Notes
+    -----
+    A dask pool (protocol rule 7) is clustered by scikit-learn's
+    :class:`~sklearn.cluster.MiniBatchKMeans` fed block by block with ``partial_fit`` on
+    the workers that hold the blocks (three passes; ``kmeans`` is not used), the k-means
+    model travelling from block to block; then each picked cluster's embedded rows come to
+    the client for their typicality. The clusters, and so the picks, are not those of the
+    same rows in memory (another k-means), but they repeat for a fixed seed and
+    partitioning.
     """
 
     _target_kinds = frozenset(TARGET_KINDS)
 
     _needs_dense_embedding = True
+    _supports_dask_pool = True
+    _dask_pool_same_picks = False  # mini-batch k-means over the blocks: other clusters
 
     def __init__(self, n_neighbors=20, max_clusters=500, kmeans="auto", random_state=None):
         self.n_neighbors = n_neighbors
@@ -93,34 +115,117 @@ class TypiClust(QueryStrategy):
             value = getattr(self, name)
             if not isinstance(value, numbers.Integral) or value < 1:
                 raise ValueError(f"{name} must be a positive integer, got {value!r}.")
+        if is_dask_pool(X_pool):
+            return self._select_on_blocks(learner, X_pool, batch_size, random_state)
         Z, Z_all = _pool_and_labeled(learner, X_pool)
         n_pool, n_all = Z.shape[0], Z_all.shape[0]
         n_clusters = min(n_all - n_pool + batch_size, self.max_clusters, n_all)
         labels = _cluster(Z_all, n_clusters, self.kmeans, random_state)
-        sizes = np.bincount(labels, minlength=n_clusters)
-        covered = np.bincount(labels[n_pool:], minlength=n_clusters)
-        free = np.bincount(labels[:n_pool], minlength=n_clusters)  # unselected pool rows
-        typical = {}
-        chosen, scores = [], []
-        for _ in range(batch_size):
-            candidates = np.flatnonzero(free > 0)
-            # fewest labelled-or-selected rows first, then the largest cluster
-            order = np.lexsort((random_state.random(candidates.size), -sizes[candidates],
-                                covered[candidates]))
-            cluster = int(candidates[order[0]])
-            if cluster not in typical:
-                members = np.flatnonzero(labels == cluster)
-                typ = typicality(Z_all[members], self.n_neighbors)
-                in_pool = members < n_pool
-                typical[cluster] = (members[in_pool], typ[in_pool])
-            members, typ = typical[cluster]
-            score = np.where(np.isin(members, chosen), -np.inf, typ)
-            best = int(top_k(score, 1, random_state)[0])
-            chosen.append(int(members[best]))
-            scores.append(typ[best])
-            covered[cluster] += 1
-            free[cluster] -= 1
-        return np.asarray(chosen, dtype=np.intp), np.asarray(scores)
+
+        def members_of(cluster):
+            members = np.flatnonzero(labels == cluster)
+            typ = typicality(Z_all[members], self.n_neighbors)
+            in_pool = members < n_pool
+            return members[in_pool], typ[in_pool]
+
+        counts = [np.bincount(part, minlength=n_clusters)
+                  for part in (labels[:n_pool], labels[n_pool:])]
+        return _typical_picks(*counts, members_of, batch_size, random_state)
+
+    def _select_on_blocks(self, learner, X_pool, batch_size, random_state):
+        """TypiClust on a dask pool: mini-batch k-means fed block by block where the blocks
+        live (:class:`~sklearn.cluster.MiniBatchKMeans`'s ``partial_fit``, the model
+        travelling from block to block), then the picks as in memory, each picked cluster's
+        embedded rows brought to the client for its typicality."""
+        blocks = PoolBlocks(X_pool, _embed_block, learner)
+        L = labeled_embedding(learner)
+        L = None if L is None or L.shape[0] == 0 else np.asarray(_as_numpy(L))
+        n_labeled = 0 if L is None else L.shape[0]
+        n_pool = _num_samples(X_pool)
+        n_clusters = min(n_labeled + batch_size, self.max_clusters, n_pool + n_labeled)
+        model = MiniBatchKMeans(n_clusters=n_clusters,
+                                random_state=int(random_state.randint(_MAX_SEED)))
+        for _ in range(_PASSES):
+            model = blocks.fold(_feed_block, (model, L))[0]
+        centres = model.cluster_centers_
+        blocks.update(_assign_block, centres)
+        free = np.sum(blocks.ask(_count_block, n_clusters), axis=0)
+        L_labels = np.empty(0, dtype=np.intp) if L is None else pairwise_distances_argmin(
+            L, centres.astype(L.dtype))
+        covered = np.bincount(L_labels, minlength=n_clusters)
+
+        def members_of(cluster):
+            parts = [part for part in blocks.ask(_cluster_rows, cluster) if part[0].size]
+            positions = np.concatenate([part[0] for part in parts])
+            Z = np.concatenate([part[1] for part in parts]
+                               + ([] if L is None else [L[L_labels == cluster]]))
+            return positions, typicality(Z, self.n_neighbors)[:positions.size]
+
+        return _typical_picks(free, covered, members_of, batch_size, random_state)
+
+
+def _typical_picks(free, covered, members_of, batch_size, random_state):
+    """TypiClust's picks: the most typical free row of the cluster with the fewest
+    labelled-or-selected rows, the largest among those; ``members_of(cluster)`` gives a
+    cluster's pool rows and their typicality (asked once per cluster picked from)."""
+    free, covered = free.copy(), covered.copy()
+    sizes = free + covered
+    typical = {}
+    chosen, scores = [], []
+    for _ in range(batch_size):
+        candidates = np.flatnonzero(free > 0)
+        # fewest labelled-or-selected rows first, then the largest cluster
+        order = np.lexsort((random_state.random(candidates.size), -sizes[candidates],
+                            covered[candidates]))
+        cluster = int(candidates[order[0]])
+        if cluster not in typical:
+            typical[cluster] = members_of(cluster)
+        members, typ = typical[cluster]
+        score = np.where(np.isin(members, chosen), -np.inf, typ)
+        best = int(top_k(score, 1, random_state)[0])
+        chosen.append(int(members[best]))
+        scores.append(typ[best])
+        covered[cluster] += 1
+        free[cluster] -= 1
+    return np.asarray(chosen, dtype=np.intp), np.asarray(scores)
+
+
+# Passes of mini-batch k-means over a dask pool's blocks (each block one mini-batch).
+_PASSES = 3
+
+
+def _embed_block(learner, X_block):
+    return (np.ascontiguousarray(_as_numpy(embed(learner, X_block))),)
+
+
+def _feed_block(accumulated, state, start):
+    """One ``partial_fit`` of the k-means model on a block (run where the block lives).
+
+    The labelled rows (``pending`` at the start of a pass) join the pass's first step; rows
+    are held back until there are at least as many as clusters to initialise from.
+    """
+    model, pending = accumulated
+    Z = state[0]
+    if pending is not None:
+        Z = np.concatenate([pending.astype(Z.dtype, copy=False), Z])
+    if not hasattr(model, "cluster_centers_") and Z.shape[0] < model.n_clusters:
+        return model, Z
+    return model.partial_fit(Z), None
+
+
+def _assign_block(state, start, centres):
+    Z = state[0]
+    return Z, pairwise_distances_argmin(Z, centres.astype(Z.dtype))
+
+
+def _count_block(state, start, n_clusters):
+    return np.bincount(state[1], minlength=n_clusters)
+
+
+def _cluster_rows(state, start, cluster):
+    Z, labels = state
+    local = np.flatnonzero(labels == cluster)
+    return local + start, Z[local]
 
 
 def cross_cluster_distance(Z, labels):
