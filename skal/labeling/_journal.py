@@ -12,7 +12,11 @@ import numpy as np
 
 from skal.strategies._base import column_layout, is_dask_pool, map_pool_blocks, position_keys
 
-SCHEMA_VERSION = 1
+# Version 1: meta, rounds, queries, answers. Version 2 adds the table of synthesised samples
+# (their features as JSON text); a journal moves to it when its first synthesised sample is
+# recorded, so journals without any stay readable by earlier skal versions.
+SCHEMA_VERSION = 2
+READABLE_VERSIONS = (1, 2)
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (
@@ -54,6 +58,13 @@ CREATE UNIQUE INDEX IF NOT EXISTS one_live_answer
 
 _STATEMENTS = [s.strip() for s in _SCHEMA.split(";") if s.strip()]
 
+_SYNTHETIC_TABLE = """CREATE TABLE IF NOT EXISTS synthetic (
+    sample_id TEXT PRIMARY KEY,
+    features TEXT NOT NULL,
+    round INTEGER NOT NULL REFERENCES rounds(round),
+    time REAL NOT NULL
+)"""
+
 # What to tell a user whose journal is damaged. Writing to it could make things worse.
 _CORRUPT_ADVICE = (
     "restore the journal from a backup, or salvage what is readable with the sqlite3 shell "
@@ -74,21 +85,43 @@ def _schema_objects(conn):
     }
 
 
-def _expected_schema():
-    """The exact objects skal creates, as SQLite records them (built once, in memory)."""
-    global _EXPECTED_SCHEMA
-    if _EXPECTED_SCHEMA is None:
-        conn = sqlite3.connect(":memory:")
-        try:
-            for statement in _STATEMENTS:
-                conn.execute(statement)
-            _EXPECTED_SCHEMA = frozenset(_schema_objects(conn))
-        finally:
-            conn.close()
-    return _EXPECTED_SCHEMA
+def _expected_schemas():
+    """``{version: the exact objects skal creates}``, as SQLite records them (built once)."""
+    global _EXPECTED_SCHEMAS
+    if _EXPECTED_SCHEMAS is None:
+        schemas = {}
+        for version, statements in ((1, _STATEMENTS), (2, [*_STATEMENTS, _SYNTHETIC_TABLE])):
+            conn = sqlite3.connect(":memory:")
+            try:
+                for statement in statements:
+                    conn.execute(statement)
+                schemas[version] = frozenset(_schema_objects(conn))
+            finally:
+                conn.close()
+        _EXPECTED_SCHEMAS = schemas
+    return _EXPECTED_SCHEMAS
 
 
-_EXPECTED_SCHEMA = None
+_EXPECTED_SCHEMAS = None
+
+
+def encode_features(row):
+    """JSON text of a row of numbers (any shape): plain data, exact for float64 values."""
+    values = np.asarray(row, dtype=np.float64)
+    if not np.isfinite(values).all():
+        raise ValueError("A synthesised sample holds NaN or infinite features.")
+    return json.dumps({"shape": list(values.shape), "values": values.ravel().tolist()})
+
+
+def decode_features(text):
+    data = json.loads(text)
+    return np.asarray(data["values"], dtype=np.float64).reshape(data["shape"])
+
+
+def synthetic_id(features_text):
+    """The id of a synthesised sample: ``"synth-"`` and 16 hex digits of its features' hash,
+    so the same row always gets the same id (a resumed session recognises its own)."""
+    return "synth-" + hashlib.sha256(features_text.encode()).hexdigest()[:16]
 
 
 class JournalError(OSError):
@@ -260,7 +293,10 @@ class Journal:
                     conn.execute("ROLLBACK")
                 raise
             found = _schema_objects(conn)
-        expected = _expected_schema()
+        schemas = _expected_schemas()
+        # The version closest to what is there, for the message when nothing matches.
+        version = max(schemas, key=lambda v: (found == schemas[v], len(found & schemas[v])))
+        expected = schemas[version]
         if found != expected:
             have = {obj[:2]: obj for obj in found}  # (type, name) -> the object
             want = {obj[:2]: obj for obj in expected}
@@ -362,11 +398,16 @@ class Journal:
                 ) from None
         return out
 
-    def add_round(self, annotator, strategy, trained_through, issued_after, sample_ids, scores):
+    def add_round(self, annotator, strategy, trained_through, issued_after, sample_ids, scores,
+                  synthetic=None):
         """Record a batch handed to an annotator; return its round number.
 
         ``trained_through`` is the last answer id the proposing model was trained on,
-        ``issued_after`` the last answer id when the batch is handed out.
+        ``issued_after`` the last answer id when the batch is handed out. ``synthetic`` maps
+        the ids of synthesised samples in the batch to their features' JSON text
+        (:func:`encode_features`); they are stored in the same transaction as the round
+        (the journal moves to schema version 2 with the first of them), so a batch is never
+        recorded without the features of its synthesised samples, nor the other way round.
         """
 
         def do(conn):
@@ -385,6 +426,17 @@ class Journal:
                     for pos, (sid, score) in enumerate(zip(sample_ids, scores, strict=True))
                 ],
             )
+            if synthetic:
+                if not _has_synthetic_table(conn):
+                    conn.execute(_SYNTHETIC_TABLE)
+                    conn.execute("UPDATE meta SET value = ? WHERE key = 'schema_version'",
+                                 (json.dumps(2),))
+                # An id is the hash of its features: one already there is the same sample.
+                conn.executemany(
+                    "INSERT OR IGNORE INTO synthetic (sample_id, features, round, time) "
+                    "VALUES (?, ?, ?, ?)",
+                    [(sid, text, number, time.time()) for sid, text in synthetic.items()],
+                )
             return number
 
         return self._write("record a query", do)
@@ -516,6 +568,15 @@ class Journal:
             rounds[number]["scores"].append(score)
         return list(rounds.values())
 
+    def synthetic(self):
+        """The synthesised samples, oldest first: a list of ``(sample_id, features_text)``."""
+        with self.reading("read the synthesised samples") as conn:
+            if not _has_synthetic_table(conn):
+                return []
+            return conn.execute(
+                "SELECT sample_id, features FROM synthetic ORDER BY rowid"
+            ).fetchall()
+
     def max_answer_id(self):
         """The id of the latest answer, undone ones included (0 for none)."""
         with self.reading("read the answers") as conn:
@@ -525,6 +586,12 @@ class Journal:
     def integrity_check(self):
         """``PRAGMA integrity_check``: ``"ok"`` for a sound file."""
         return self._conn.execute("PRAGMA integrity_check").fetchone()[0]
+
+
+def _has_synthetic_table(conn):
+    return conn.execute(
+        "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'synthetic'"
+    ).fetchone() is not None
 
 
 def _explain(exc, path, what):

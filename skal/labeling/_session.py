@@ -14,7 +14,7 @@ from sklearn.base import clone
 from sklearn.utils.validation import _num_samples
 
 from skal.labeling._journal import (
-    SCHEMA_VERSION,
+    READABLE_VERSIONS,
     Journal,
     JournalError,
     PoolMismatchError,
@@ -28,6 +28,7 @@ from skal.labeling._labels import (
     labels_by_sample,
     write_labels,
 )
+from skal.labeling._synthetic import RoundSynthesizer, SyntheticSamples, check_synthesizer
 from skal.labeling._validation import (
     check_annotator,
     check_batch_size,
@@ -42,14 +43,15 @@ from skal.labeling._validation import (
 )
 from skal.learners._base import default_estimator, seed_estimator
 from skal.stopping._criteria import first_stop_reason, fresh_criteria
-from skal.strategies._base import gather_rows, take_rows
+from skal.strategies._base import take_rows
 
 Query = namedtuple("Query", ["sample_id", "round", "strategy", "score"])
 Query.__doc__ = """One sample proposed to an annotator: its id, the round, and why it was chosen.
 
-``strategy`` names what proposed it (the learner's query strategy, ``"random"`` while the
-labelled set holds fewer than two classes, ``"disagreement"`` or ``"redundancy"`` for samples
-asked again); ``score`` is the value it was chosen by (``None`` without one).
+``strategy`` names what proposed it (the learner's query strategy, the synthesizer's name
+such as ``"GAAL"`` for a synthesised sample, ``"random"`` while the labelled set holds fewer
+than two classes, ``"disagreement"`` or ``"redundancy"`` for samples asked again); ``score``
+is the value it was chosen by (``None`` without one).
 """
 
 _META_KEYS = {"schema_version", "fingerprint", "n_samples", "classes", "seed"}
@@ -105,28 +107,34 @@ def _seed_round(estimator, round_seed):
     return estimator.set_params(**params) if params else estimator
 
 
-def _propose(learner, X_pool, ids, train_pos, train_y, candidates, batch_size, seed):
+def _propose(learner, X_pool, ids, train_pos, train_y, candidates, batch_size, seed,
+             synthetic, synthesizer=None):
     """Pick ``batch_size`` of the ``candidates`` positions: the pure core of a query round.
 
-    Returns ``(sample_ids, scores, strategy_name)``. Runs in the query-ahead thread, so it
-    touches nothing but its arguments.
+    Returns ``(sample_ids, scores, strategy_name, made)``, where ``made`` maps the ids of
+    newly synthesised samples to their features' JSON text (empty unless ``synthesizer``
+    proposes the round). Runs in the query-ahead thread, so it touches nothing but its
+    arguments.
     """
     k = min(batch_size, candidates.size)
     if k == 0:
-        return [], [], "none"
+        return [], [], "none", {}
     round_seed = _round_seed(seed, train_pos, train_y, candidates)
     if np.unique(np.asarray(train_y, dtype=object).astype(str)).size < 2:
         rng = np.random.RandomState(round_seed)
         picked = rng.choice(candidates.size, size=k, replace=False)
-        return [ids[p] for p in candidates[picked]], [None] * k, "random"
+        return [ids[p] for p in candidates[picked]], [None] * k, "random", {}
     model = _seed_round(clone(learner), round_seed)
-    model.fit(gather_rows(X_pool, train_pos), np.asarray(train_y))
+    model.fit(synthetic.rows(X_pool, train_pos), np.asarray(train_y))
+    if synthesizer is not None:
+        made_ids, made_scores, made = synthesizer.propose(model, k, round_seed)
+        return made_ids, made_scores, synthesizer.name, made
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)
         picked, scores = model.query(take_rows(X_pool, candidates), k, return_scores=True)
     strategy = type(model.query_strategy_).__name__
     score_list = [None] * k if scores is None else [float(s) for s in scores]
-    return [ids[p] for p in candidates[picked]], score_list, strategy
+    return [ids[p] for p in candidates[picked]], score_list, strategy, {}
 
 
 class LabelingSession:
@@ -180,6 +188,15 @@ class LabelingSession:
         a resumed session uses the same seed; an int must match the stored one.
     timeout : float, default=30.0
         Seconds to wait for another process's write lock on the journal.
+    synthesizer : object with ``synthesize``, default=None
+        Query synthesis, e.g. :class:`~skal.strategies.GAAL`: once two classes are
+        labelled, every round asks about new rows it synthesises near the model's decision
+        boundary instead of pool rows. The pool must be a numeric array. Each synthesised
+        sample gets the id ``"synth-"`` + a hash of its features, which the journal stores
+        with the round that proposed it (plain JSON numbers), so a resumed session shows and
+        trains on it; :meth:`features` returns its row. It joins the labelled set like any
+        answered row; the pool is not changed. The synthesizer's generator is fitted once,
+        on the whole pool, seeded from the session's seed when its ``random_state`` is None.
 
     Attributes
     ----------
@@ -231,6 +248,7 @@ class LabelingSession:
         labels_per_sample=1,
         random_state=None,
         timeout=30.0,
+        synthesizer=None,
     ):
         # Every parameter is checked before the journal is opened, so a mistake creates no file.
         journal = check_journal_path(journal)
@@ -258,7 +276,10 @@ class LabelingSession:
         self.labels_per_sample = check_positive_int(labels_per_sample, "labels_per_sample")
         random_state = check_seed(random_state)
         timeout = check_timeout(timeout)
-        self._position = {sid: i for i, sid in enumerate(sample_ids)}
+        self.synthesizer = synthesizer
+        synthesizer = check_synthesizer(synthesizer, X_pool)
+        self._pool_position = {sid: i for i, sid in enumerate(sample_ids)}
+        self._position = self._pool_position
         self.fingerprint_ = pool_fingerprint(sample_ids, X_pool)
         self._executor = None
         self._ahead = None
@@ -269,6 +290,10 @@ class LabelingSession:
         self.journal = Journal(journal, timeout=timeout)
         try:
             self._init_meta(classes, random_state, n)
+            self._synthesizer = (
+                None if synthesizer is None
+                else RoundSynthesizer(synthesizer, X_pool, self.seed_)
+            )
             self._reload()
             if self.query_ahead:
                 self._resume_ahead()
@@ -285,7 +310,8 @@ class LabelingSession:
         )
         meta = self.journal.check_or_set_meta(
             {
-                "schema_version": SCHEMA_VERSION,
+                # A new journal is version 1 until it records a synthesised sample.
+                "schema_version": READABLE_VERSIONS[0],
                 "fingerprint": self.fingerprint_,
                 "n_samples": n,
                 "classes": classes,
@@ -299,10 +325,11 @@ class LabelingSession:
                 f"The journal {self.journal.path!r} is damaged: its meta data lacks "
                 f"{sorted(missing)}. To go on: restore the journal from a backup."
             )
-        if meta.get("schema_version") != SCHEMA_VERSION:
+        if meta.get("schema_version") not in READABLE_VERSIONS:
             raise JournalError(
                 f"Journal {self.journal.path!r} has schema version "
-                f"{meta.get('schema_version')!r}; this skal writes version {SCHEMA_VERSION}."
+                f"{meta.get('schema_version')!r}; this skal reads versions "
+                f"{', '.join(map(str, READABLE_VERSIONS))}."
             )
         if meta["fingerprint"] != self.fingerprint_:
             raise PoolMismatchError(
@@ -335,6 +362,8 @@ class LabelingSession:
             self._answers = self.journal.answers()
             self._rounds = self.journal.rounds()
             self._max_answer_id = self.journal.max_answer_id()
+            self._synthetic = SyntheticSamples(self.journal.synthetic(), len(self.sample_ids))
+        self._position = {**self._pool_position, **self._synthetic.position}
         for record in self._answers:
             if record["sample_id"] not in self._position:
                 raise PoolMismatchError(
@@ -382,6 +411,30 @@ class LabelingSession:
         """
         self._sync()
         return {sid: label for sid, label, _ in self._final_labels()}
+
+    def features(self, sample_id):
+        """The row of a sample: a pool row, or a synthesised sample's features.
+
+        Parameters
+        ----------
+        sample_id : str or int
+
+        Returns
+        -------
+        row : array-like
+            The pool's row as the pool holds it; for a synthesised sample a float64 array
+            of the pool rows' shape.
+
+        Raises
+        ------
+        UnknownSampleError
+            ``sample_id`` is neither in the pool nor a synthesised sample of the journal.
+        """
+        self._sync()
+        position = self._position[self._check_sample(sample_id)]
+        if position >= len(self.sample_ids):
+            return self._synthetic.features[position - len(self.sample_ids)]
+        return take_rows(self.X_pool, [position])[0]
 
     def export(self, path):
         """Write the final labels to a CSV or JSON file (the format from its extension).
@@ -446,7 +499,9 @@ class LabelingSession:
                     "asking for a model."
                 )
             model = seed_estimator(clone(self.learner), self.seed_, overwrite=False)
-            self._model = model.fit(gather_rows(self.X_pool, positions), np.asarray(labels))
+            self._model = model.fit(
+                self._synthetic.rows(self.X_pool, positions), np.asarray(labels)
+            )
             self._model_key = key
         return self._model
 
@@ -542,15 +597,16 @@ class LabelingSession:
         result = None
         if self._ahead is not None:
             ahead, self._ahead = self._ahead, None
-            sids, scores, strategy, trained_through = ahead.result()
+            sids, scores, strategy, made, trained_through = ahead.result()
             # Another annotator may have answered (or be holding) some of them meanwhile.
             answered = self._answered() | excluded
             keep = [(s, c) for s, c in zip(sids, scores, strict=True) if s not in answered]
             if keep:
-                result = [s for s, _ in keep], [c for _, c in keep], strategy, trained_through
+                result = ([s for s, _ in keep], [c for _, c in keep], strategy, made,
+                          trained_through)
         if result is None:
             result = self._compute(issued_after, excluded)
-        sids, scores, strategy, trained_through = result
+        sids, scores, strategy, made, trained_through = result
         # Samples asked again (disagreement, redundancy) go first, then new ones.
         entries = requeries[: self.batch_size]
         again = {e[0] for e in entries}
@@ -567,6 +623,7 @@ class LabelingSession:
             issued_after,
             [e[0] for e in entries],
             [e[1] for e in entries],
+            synthetic={e[0]: made[e[0]] for e in entries if e[0] in made},
         )
         self._reload()
         if self.query_ahead:
@@ -629,21 +686,22 @@ class LabelingSession:
         candidates = np.array(
             [p for p in candidates if self.sample_ids[p] not in answered], dtype=np.intp
         )
-        sids, scores, strategy = _propose(
+        return (*self._propose(positions, labels, candidates, self._synthetic), through)
+
+    def _propose(self, positions, labels, candidates, synthetic):
+        return _propose(
             self.learner, self.X_pool, self.sample_ids, positions, labels, candidates,
-            self.batch_size, self.seed_,
+            self.batch_size, self.seed_, synthetic, self._synthesizer,
         )
-        return sids, scores, strategy, through
 
     def _start_ahead(self, through, batch_ids):
         positions, labels, candidates = self._snapshot(through, batch_ids)
         if self._executor is None:
             self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="skal-ahead")
-        args = (self.learner, self.X_pool, self.sample_ids, positions, labels, candidates,
-                self.batch_size, self.seed_)
+        synthetic = self._synthetic  # the snapshot the positions refer to
 
         def job():
-            return (*_propose(*args), through)
+            return (*self._propose(positions, labels, candidates, synthetic), through)
 
         self._ahead = self._executor.submit(job)
 
