@@ -13,6 +13,7 @@ from skal.strategies import (
     EMCM,
     EPIG,
     MMC,
+    VAAL,
     ActiveLearningByLearning,
     AdaptiveMultilabel,
     BatchBALD,
@@ -25,6 +26,7 @@ from skal.strategies import (
     GreedySampling,
     InformationDensity,
     KLDivergence,
+    LearningLoss,
     LeastConfidence,
     MarginSampling,
     MultilabelMargin,
@@ -76,4 +78,6 @@ __all__ = [
     "OpenSetFilter",
     "ASAL",
     "CLUE",
+    "LearningLoss",
+    "VAAL",
 ]

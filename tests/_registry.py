@@ -22,10 +22,22 @@ NEEDS_SAMPLES = {"VoteEntropy", "KLDivergence", "ConsensusEntropy", "BALD", "Bat
 # RandomSampling, CoreSet, TypiClust and ProbCover take any target and are tested with
 # class labels here.
 REGRESSION = {"VarianceSampling", "EMCM", "GreedySampling"}
-# Strategies that train a network of their own at the first query (a second or more each):
-# the random-input runs of a whole learner take them in the slow set only.
-TRAINS_A_NETWORK = {"ASAL"}
+# Strategies that train a network of their own at the first query (a second or more each),
+# or whose learner is a network fitted at every cycle (LearningLoss): the random-input runs of
+# a whole learner take them in the slow set only.
+TRAINS_A_NETWORK = {"ASAL", "LearningLoss"}
 MULTILABEL = {"MultilabelMargin", "MMC", "AdaptiveMultilabel"}
+# Strategies that need a network with a loss-prediction module (LearningLossClassifier).
+NEEDS_LOSS_PREDICTION = {"LearningLoss"}
+# Strategies that ask the learner for no prediction, only for its labelled rows.
+TASK_AGNOSTIC = {"VAAL"}
+# Parameters that keep a strategy's shared tests fast (networks trained at every query).
+FAST_PARAMS = {"VAAL": {"latent_dim": 2, "hidden_units": 4, "max_epochs": 1}}
+
+
+def strategy_for(name, **params):
+    """Strategy ``name`` with ``params``, over its :data:`FAST_PARAMS`."""
+    return getattr(strategies, name)(**{**FAST_PARAMS.get(name, {}), **params})
 
 
 def learner_for(name, **params):
@@ -43,6 +55,12 @@ def learner_for(name, **params):
         return ActiveRegressor(random_state=0, **params)
     if name in NEEDS_SAMPLES:
         return CommitteeLearner(n_estimators=n_estimators, random_state=0, **params)
+    if name in NEEDS_LOSS_PREDICTION:
+        from skal.nets import LearningLossClassifier
+
+        net = LearningLossClassifier(module__hidden_units=(8,), loss_hidden_units=4,
+                                     max_epochs=1, batch_size=16, random_state=0)
+        return ActiveLearner(net, random_state=0, **params)
     estimator = None
     if name == "DecisionMargin":
         from sklearn.svm import LinearSVC

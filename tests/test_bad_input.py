@@ -9,9 +9,11 @@ import pytest
 from _registry import (
     COLD_START,
     MULTILABEL,
+    NEEDS_LOSS_PREDICTION,
     NEEDS_SAMPLES,
     REGRESSION,
     STRATEGY_NAMES,
+    TASK_AGNOSTIC,
     learner_for,
     targets_for,
 )
@@ -121,6 +123,11 @@ class _NaNModel(ClassifierMixin, BaseEstimator):
     def transform(self, X):
         return np.asarray(X)
 
+    def predict_loss(self, X):
+        loss = self.model_.predict_proba(X)[:, 0]
+        loss[::7] = np.nan
+        return loss
+
 
 class _NaNRegressor(RegressorMixin, BaseEstimator):
     """Simulates a broken regressor: NaN predictions (and std) for some rows."""
@@ -137,7 +144,8 @@ class _NaNRegressor(RegressorMixin, BaseEstimator):
 
 
 @pytest.mark.parametrize(
-    "name", [n for n in STRATEGY_NAMES if n not in COLD_START]
+    # a task-agnostic strategy asks for no prediction that could be NaN
+    "name", [n for n in STRATEGY_NAMES if n not in COLD_START | TASK_AGNOSTIC]
 )
 def test_nan_predictions_are_one_clear_error_in_every_strategy(name):
     targets = targets_for(name, yl, X)
@@ -252,7 +260,8 @@ def test_sparse_tag_tells_the_truth_for_every_strategy(name, as_initial):
     params = {"initial_strategy": strategy} if as_initial else {"query_strategy": strategy}
     learner = learner_for("LogisticRegression", budget=24, batch_size=4, n_initial=6)
     targets = y
-    if (name in NEEDS_SAMPLES | REGRESSION | MULTILABEL) and not as_initial:
+    if (name in NEEDS_SAMPLES | REGRESSION | MULTILABEL | NEEDS_LOSS_PREDICTION
+            and not as_initial):
         learner = learner_for(name, budget=24, batch_size=4, n_initial=6)
         targets = targets_for(name, y, X)
     learner.set_params(**params)

@@ -6,7 +6,13 @@ import warnings
 
 import numpy as np
 import pytest
-from _registry import STRATEGY_NAMES, learner_for, slow_if_training, targets_for
+from _registry import (
+    STRATEGY_NAMES,
+    learner_for,
+    slow_if_training,
+    strategy_for,
+    targets_for,
+)
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -38,7 +44,7 @@ def arrays(draw, n_rows, n_features, allow_special=True):
 
 
 def _learner(name, batch_size, budget):
-    strategy = getattr(strategies, name)(random_state=0)
+    strategy = strategy_for(name, random_state=0)
     return learner_for(name, query_strategy=strategy, batch_size=batch_size, budget=budget,
                        n_initial=4, n_estimators=2)
 

@@ -305,6 +305,21 @@ class ActiveLearner(ClassifierMixin, _SingleEstimatorLearner):
         """
         return self._last_step_call("predict_proba_samples", X, **kwargs)
 
+    @available_if(_model_has("predict_loss", through_pipeline=True))
+    def predict_loss(self, X):
+        """Predicted loss of each row, when the estimator has a loss-prediction module.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_pool, n_features)
+
+        Returns
+        -------
+        loss : ndarray of shape (n_pool,)
+            E.g. :meth:`skal.nets.LearningLossClassifier.predict_loss`.
+        """
+        return self._last_step_call("predict_loss", X)
+
 
 class ActiveRegressor(RegressorMixin, _SingleEstimatorLearner):
     """Active learning for regression, around any scikit-learn regressor or Pipeline.

@@ -14,6 +14,11 @@ from skal.nets._contrastive import (
 )
 from skal.nets._divergence import DivergenceCheck, TrainingDivergedError
 from skal.nets._generative import PoolGAN
+from skal.nets._learning_loss import (
+    LearningLossClassifier,
+    LossPredictionModule,
+    loss_ranking_loss,
+)
 from skal.nets._mc_dropout import ConsistentMCDropout
 from skal.nets._modules import MLP, MNISTConvNet
 from skal.nets._regressor import NetRegressor
@@ -26,6 +31,9 @@ __all__ = [
     "DigitAugment",
     "EncoderClassifier",
     "nt_xent_loss",
+    "LearningLossClassifier",
+    "LossPredictionModule",
+    "loss_ranking_loss",
     "MLP",
     "MNISTConvNet",
     "PoolGAN",

@@ -19,6 +19,7 @@ from skal.strategies._density import InformationDensity
 from skal.strategies._diversity import BADGE, CoreSet, RankedBatch
 from skal.strategies._domain import CLUE
 from skal.strategies._error_reduction import ExpectedErrorReduction
+from skal.strategies._learning_loss import LearningLoss
 from skal.strategies._multilabel import MMC, AdaptiveMultilabel, MultilabelMargin
 from skal.strategies._portfolio import ActiveLearningByLearning
 from skal.strategies._prediction import EPIG
@@ -31,6 +32,7 @@ from skal.strategies._uncertainty import (
     MarginSampling,
     RandomSampling,
 )
+from skal.strategies._vaal import VAAL
 
 __all__ = [
     "QueryStrategy",
@@ -65,6 +67,8 @@ __all__ = [
     "ExpectedErrorReduction",
     "CAL",
     "OpenSetFilter",
+    "LearningLoss",
+    "VAAL",
     "ASAL",
     "CLUE",
     "GAAL",
