@@ -298,3 +298,39 @@ def test_export_errors_are_one_line(tmp_path, pool_csv, capsys):
         err = capsys.readouterr().err
         assert err.startswith("skal label: error: ") and message in err, err
     assert not os.path.exists(journal)  # an export never creates a journal
+
+
+@pytest.mark.slow
+def test_synthesised_samples_in_the_terminal_survive_quit_and_resume(tmp_path, capsys):
+    pool = tmp_path / "pool.npy"
+    np.save(pool, np.random.RandomState(0).normal(size=(40, 4)))
+    journal = tmp_path / "j.sqlite"
+    args = (pool, "--journal", journal, "--classes", "a,b", "--seed", "0", "--batch-size", "2",
+            "--synthesize")
+    child = spawn(*args)
+    shown(child)
+    child.sendline("1")
+    shown(child)
+    child.sendline("2")  # two classes: the next round is synthesised
+    child.expect(r"--- sample (synth-[0-9a-f]{16}) \(GAAL, score")
+    first = child.match.group(1)
+    child.expect("label> ")
+    child.sendline("1")
+    child.expect(f"saved {first} = a")
+    child.expect(r"--- sample (synth-[0-9a-f]{16}) ")
+    second = child.match.group(1)
+    child.expect("label> ")
+    child.sendline("q")
+    child.expect(pexpect.EOF)
+    assert journal_answers(journal)[first]["label"] == "a"
+    child = spawn(*args, "--resume")
+    assert shown(child) == second  # its features come back from the journal
+    child.sendline("2")
+    child.expect(f"saved {second} = b \\(4 labelled\\)")
+    child.sendline("q")
+    child.close()
+    with Journal(journal) as j:
+        assert {sid for sid, _ in j.synthetic()} >= {first, second}
+    assert main(["label", str(pool), "--journal", str(tmp_path / "w.sqlite"), "--classes",
+                 "a,b", "--synthesize", "--web"]) == 2
+    assert "--synthesize works in the terminal only" in capsys.readouterr().err

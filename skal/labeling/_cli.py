@@ -62,6 +62,14 @@ def add_arguments(parser):
         "with --web, write FILE when the server stops",
     )
     parser.add_argument(
+        "--synthesize", action="store_true",
+        help="query synthesis (GAAL): once two classes are labelled, ask about new rows "
+        "synthesised near the model's decision boundary by a small GAN fitted on the pool "
+        "(seeded by --seed), instead of pool rows; they are journalled with their features, "
+        "so --resume shows them again. Needs a pool of numbers (.npy or a numeric CSV); "
+        "terminal only",
+    )
+    parser.add_argument(
         "--stopping", choices=tuple(STOPPING_RULES),
         help="say when more labels are unlikely to help (advice; labelling may go on): "
         "'stabilizing' = successive models agree on a stop set (kappa >= 0.99), "
@@ -218,6 +226,11 @@ def run(args):
         raise ValueError("give the pool and --classes to label (or --export FILE to export).")
     classes = _classes(args.classes)
     if args.web:
+        if getattr(args, "synthesize", False):
+            raise ValueError(
+                "--synthesize works in the terminal only: the web page shows pool rows. "
+                "Drop --web, or label pool rows in the browser without --synthesize."
+            )
         from skal.labeling._webcli import run_web
 
         return run_web(args, classes, _check_journal_state)
@@ -230,6 +243,7 @@ def run(args):
             annotator=args.annotator, batch_size=args.batch_size,
             query_ahead=args.query_ahead, random_state=args.seed,
             aggregate=args.aggregate, labels_per_sample=args.labels_per_sample,
+            synthesizer=_synthesizer(args),
         )
     except JournalError as exc:
         print(f"skal label: error: {exc}", file=sys.stderr)
@@ -248,6 +262,26 @@ def run(args):
         except JournalError as exc:
             print(f"skal label: error: {exc}", file=sys.stderr)
             return 2
+
+
+def _synthesizer(args):
+    if not getattr(args, "synthesize", False):
+        return None
+    from skal.strategies import GAAL
+
+    return GAAL(random_state=args.seed)
+
+
+def show_row(row):
+    """A synthesised sample as text: a small image when its shape (or a square number of
+    features, such as 64 or 784) says it is one, else its first 20 values."""
+    row = np.asarray(row, dtype=np.float64)
+    side = int(round(np.sqrt(row.size)))
+    if row.ndim >= 2 and row.squeeze().ndim == 2:
+        return text_preview(row.squeeze())
+    if row.ndim == 1 and row.size >= 16 and side * side == row.size:
+        return text_preview(row.reshape(side, side))
+    return "  ".join(f"{value:.4g}" for value in row.ravel()[:20])
 
 
 def key_reader(stream, line_mode=False):
@@ -319,7 +353,10 @@ def _loop(session, show, keymap, help_line, redo, read_key):
             why = query.strategy if query.score is None else (
                 f"{query.strategy}, score {query.score:.3g}")
         print(f"\n--- sample {sample_id} ({why}; round {len(session.history_)})")
-        print(show(position[sample_id]))
+        if sample_id in position:
+            print(show(position[sample_id]))
+        else:  # synthesised: its features come from the journal
+            print(show_row(session.features(sample_id)))
         key = read_key("label> ")
         if key == "q":
             print(f"Stopped; {session.n_labels_} labelled, all saved. Continue with --resume.")
