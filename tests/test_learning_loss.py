@@ -236,3 +236,14 @@ def test_threads_scoring_one_network_each_get_their_own_features():
         threaded = list(pool.map(net.predict_loss, chunks))
     for a, b in zip(serial, threaded, strict=True):
         np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_on_cuda_the_loss_module_trains_and_predicts_there():
+    net = _net(device="cuda").fit(X_DIGITS[:100], Y_DIGITS[:100])
+    assert next(net.loss_module_.parameters()).is_cuda
+    cpu = _net(device="cpu").fit(X_DIGITS[:100], Y_DIGITS[:100])
+    # the same seed on another device: close, not bitwise, predictions
+    np.testing.assert_allclose(net.predict_loss(X_DIGITS[100:200]),
+                               cpu.predict_loss(X_DIGITS[100:200]), atol=1e-3)

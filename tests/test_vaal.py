@@ -151,3 +151,29 @@ def test_task_agnostic_a_regressor_and_a_simulated_run_after_random_labels():
                             batch_size=10, budget=30, random_state=0)
     search = GridSearchCV(learner, {"query_strategy__beta": [0.5, 1.0]}, cv=2).fit(X, y)
     assert search.best_estimator_.n_labels_ == 30
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_on_cuda_the_easy_case_is_separated_too():
+    X_labeled, X_pool = _blobs()
+    X = np.vstack([X_labeled, X_pool])
+    y = np.r_[np.arange(30) % 2, np.full(len(X_pool), -1)]
+    strategy = VAAL(latent_dim=2, hidden_units=16, max_epochs=20, batch_size=40, lr=5e-3,
+                    device="cuda", random_state=0)
+    picks = ActiveLearner(LogisticRegression(), strategy).fit(X, y).query(X_pool, 10)
+    assert (picks >= 60).all()
+
+
+def test_the_conv_vae_takes_28x28_images_only():
+    rng = np.random.RandomState(0)
+    X = rng.rand(40, 784).astype(np.float32)
+    y = np.r_[np.arange(10) % 2, np.full(30, -1)]
+    strategy = VAAL(architecture="conv", latent_dim=4, hidden_units=8, max_epochs=1,
+                    random_state=0)
+    learner = ActiveLearner(LogisticRegression(), strategy).fit(X, y)
+    assert np.unique(learner.query(X[10:], 5)).size == 5
+    with pytest.raises(ValueError, match=r"784 features per row\), got 64"):
+        strategy.labeled_probability(rng.rand(5, 64), rng.rand(5, 64))
+    with pytest.raises(ValueError, match="architecture"):
+        VAAL(architecture="resnet")(learner, X[10:], 2)

@@ -1,8 +1,8 @@
 """Variational adversarial active learning (Sinha, Ebrahimi & Darrell 2019): a VAE and a
 discriminator on its latent space, trained adversarially on the labelled and unlabelled rows.
 
-Fully connected networks on flat rows (tabular features or flattened images): the paper's
-convolutional VAE for 32x32 and larger images is not here.
+Fully connected networks on flat rows (tabular features or flattened images), or a small
+convolutional VAE for 1x28x28 images; the paper's larger VAE for 32x32 and up is not here.
 """
 
 import numbers
@@ -63,6 +63,42 @@ class VAE(nn.Module):
         mu, logvar = self.encode(x)
         z = mu + torch.randn_like(mu) * torch.exp(0.5 * logvar) if self.training else mu
         return self.decoder(z), mu, logvar
+
+
+class ConvVAE(nn.Module):
+    """A convolutional VAE for 1x28x28 images (rows of 784 features, or ``(n, 1, 28, 28)``).
+
+    Encoder: conv(1->32, 4x4, stride 2) -> ReLU -> conv(32->64, 4x4, stride 2) -> ReLU ->
+    linear to the latent mean and log-variance; the decoder mirrors it with transposed
+    convolutions. A smaller cousin of the paper's VAE for 32x32 images; the reconstruction is
+    returned flat, as :class:`VAE`'s.
+
+    Parameters
+    ----------
+    latent_dim : int, default=32
+    """
+
+    image_shape = (1, 28, 28)
+
+    def __init__(self, latent_dim=32):
+        super().__init__()
+        self.latent_dim = int(latent_dim)
+        self.encoder = nn.Sequential(
+            nn.Conv2d(1, 32, 4, stride=2, padding=1), nn.ReLU(),
+            nn.Conv2d(32, 64, 4, stride=2, padding=1), nn.ReLU(),
+            nn.Flatten(), nn.Linear(64 * 7 * 7, 2 * self.latent_dim),
+        )
+        self.decoder = nn.Sequential(
+            nn.Linear(self.latent_dim, 64 * 7 * 7), nn.ReLU(), nn.Unflatten(1, (64, 7, 7)),
+            nn.ConvTranspose2d(64, 32, 4, stride=2, padding=1), nn.ReLU(),
+            nn.ConvTranspose2d(32, 1, 4, stride=2, padding=1), nn.Flatten(),
+        )
+
+    def encode(self, x):
+        """Mean and log-variance of ``q(z | x)``, each of shape ``(n, latent_dim)``."""
+        return self.encoder(x.reshape(-1, *self.image_shape)).chunk(2, dim=1)
+
+    forward = VAE.forward
 
 
 class Discriminator(nn.Module):
@@ -163,7 +199,7 @@ class VAALModel:
 
 def fit_vaal(X_labeled, X_unlabeled, *, latent_dim=32, hidden_units=(128,), beta=1.0,
              adversary_weight=1.0, max_epochs=30, batch_size=64, lr=5e-4, device="auto",
-             seed=0):
+             architecture="mlp", seed=0):
     """Train a VAE and a discriminator as VAAL does; return a :class:`VAALModel`.
 
     Each step takes a batch of labelled rows (cycling through them) and a batch of
@@ -178,7 +214,8 @@ def fit_vaal(X_labeled, X_unlabeled, *, latent_dim=32, hidden_units=(128,), beta
     ----------
     X_labeled : ndarray of shape (n_labeled, n_features), float32
     X_unlabeled : ndarray of shape (n_unlabeled, n_features), float32
-    latent_dim, hidden_units, beta, adversary_weight, max_epochs, batch_size, lr, device
+    latent_dim, hidden_units, beta, adversary_weight, max_epochs, batch_size, lr, device, \
+architecture
         See :class:`~skal.strategies.VAAL`.
     seed : int
         Seeds initialisation, the reparameterisation draws and the batch order.
@@ -193,7 +230,10 @@ def fit_vaal(X_labeled, X_unlabeled, *, latent_dim=32, hidden_units=(128,), beta
     with torch.random.fork_rng(devices=devices):
         torch.manual_seed(int(seed))
         widths = _widths(hidden_units)
-        vae = VAE(X_labeled.shape[1], latent_dim, widths).to(device)
+        if architecture == "conv":
+            vae = ConvVAE(latent_dim).to(device)
+        else:
+            vae = VAE(X_labeled.shape[1], latent_dim, widths).to(device)
         # three linear layers, as the paper's discriminator, as wide as the VAE's last
         discriminator = Discriminator(latent_dim, (widths[-1],) * 2).to(device)
         model = VAALModel(vae, discriminator, mean, scale, device)

@@ -6,7 +6,7 @@ import numbers
 import numpy as np
 import scipy.sparse as sp
 from sklearn.exceptions import NotFittedError
-from sklearn.utils._param_validation import Interval
+from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import _num_samples, check_array
 
 from skal.strategies._base import TARGET_KINDS, QueryStrategy, _is_fitted, top_k
@@ -28,10 +28,11 @@ class VAAL(QueryStrategy):
     VAAL is task-agnostic: it uses only the rows, never the learner's predictions, so it
     works with any learner (a classical estimator, a network, a regressor). Here the VAE and
     the discriminator are fully connected networks on flat rows (tabular features or
-    flattened images), with the features standardised; the paper's convolutional VAE for
-    images is not implemented. With no labelled row (a cold start) there is nothing to
-    discriminate: the query is a ``NotFittedError`` that says to start with another strategy
-    (e.g. ``initial_strategy=RandomSampling()``). The training loop and the losses are
+    flattened images), with the features standardised; ``architecture="conv"`` gives 28x28
+    images a small convolutional VAE (the paper's is larger, for 32x32 and up). With no
+    labelled row (a cold start) there is nothing to discriminate: the query is a
+    ``NotFittedError`` that says to start with another strategy (e.g.
+    ``initial_strategy=RandomSampling()``). The training loop and the losses are
     :func:`skal.nets._vaal.fit_vaal`; torch is imported at the first query.
 
     Parameters
@@ -51,6 +52,10 @@ class VAAL(QueryStrategy):
         Rows per batch, labelled and unlabelled each.
     lr : float, default=5e-4
         Adam's step size for both networks (the paper's).
+    architecture : {"mlp", "conv"}, default="mlp"
+        ``"mlp"``: fully connected networks on flat rows of any width. ``"conv"``: a
+        convolutional VAE for 1x28x28 images (rows of 784 features, e.g. MNIST), with the
+        fully connected discriminator; ``hidden_units`` then sizes only the discriminator.
     device : str, default="auto"
         Where to train: ``"auto"`` is CUDA when available, else the CPU.
     random_state : int, RandomState instance or None, default=None
@@ -83,6 +88,7 @@ class VAAL(QueryStrategy):
         "batch_size": [Interval(numbers.Integral, 1, None, closed="left")],
         "lr": [Interval(numbers.Real, 0, None, closed="neither")],
         "device": "no_validation",
+        "architecture": [StrOptions({"mlp", "conv"})],
         "random_state": ["random_state"],
     }
     _target_kinds = frozenset(TARGET_KINDS)
@@ -90,7 +96,8 @@ class VAAL(QueryStrategy):
     _needs_dense_embedding = True
 
     def __init__(self, latent_dim=32, hidden_units=(128,), beta=1.0, adversary_weight=1.0,
-                 max_epochs=30, batch_size=64, lr=5e-4, device="auto", random_state=None):
+                 max_epochs=30, batch_size=64, lr=5e-4, device="auto", architecture="mlp",
+                 random_state=None):
         self.latent_dim = latent_dim
         self.hidden_units = hidden_units
         self.beta = beta
@@ -99,6 +106,7 @@ class VAAL(QueryStrategy):
         self.batch_size = batch_size
         self.lr = lr
         self.device = device
+        self.architecture = architecture
         self.random_state = random_state
 
     def _select(self, learner, X_pool, batch_size, random_state):
@@ -135,11 +143,17 @@ class VAAL(QueryStrategy):
         rng = check_random_state(self.random_state if random_state is None else random_state)
         X_labeled = _rows(X_labeled, "X_labeled")
         X_pool = _rows(X_pool, "X_pool")
+        if self.architecture == "conv" and X_pool.shape[1] != 784:
+            raise ValueError(
+                f"architecture='conv' takes 1x28x28 images (784 features per row), got "
+                f"{X_pool.shape[1]}; use architecture='mlp' for other rows."
+            )
         model = fit_vaal(
             X_labeled, X_pool, latent_dim=self.latent_dim, hidden_units=self.hidden_units,
             beta=self.beta, adversary_weight=self.adversary_weight,
             max_epochs=self.max_epochs, batch_size=self.batch_size, lr=self.lr,
-            device=self.device, seed=int(rng.randint(_MAX_SEED)),
+            device=self.device, architecture=self.architecture,
+            seed=int(rng.randint(_MAX_SEED)),
         )
         return model.labeled_probability(X_pool)
 

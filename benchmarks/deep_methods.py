@@ -1,0 +1,174 @@
+"""Learning loss and VAAL against random sampling and Core-Set on scikit-learn's digits.
+
+Each run: a seeded 70/30 stratified split of ``load_digits`` (features / 16), 10 random
+initial labels, batches of 10 up to 200 labels; the network (an MLP, 128 hidden units,
+dropout 0.5, 30 epochs of Adam in batches of 32 per fit, refitted from scratch every cycle)
+is scored on the test part after every fit. Strategies:
+
+- ``random``, ``coreset`` (on the network's penultimate layer) and ``vaal`` use a plain
+  :class:`~skal.nets.NetClassifier`;
+- ``learning_loss`` uses :class:`~skal.nets.LearningLossClassifier` (the same MLP plus the
+  loss-prediction module on its hidden layer, trained jointly) and queries by predicted loss;
+- ``random_ll`` draws at random but trains the same ``LearningLossClassifier``, so that the
+  effect of the joint training on accuracy is told apart from that of the picks.
+
+One CSV per (strategy, seed) under docs/results/deep_methods/ (``cycle, n_labels, accuracy,
+fit_seconds, query_seconds``); existing files are skipped, so a stopped run resumes.
+``--summary`` writes the table (docs/results/deep_methods/summary.csv) and the plot
+(docs/results/deep_methods/learning_curves.png) from whatever CSVs exist.
+
+    nice -n 10 python benchmarks/deep_methods.py --seeds 0 1 2 3 4
+    python benchmarks/deep_methods.py --summary
+"""
+
+import argparse
+import os
+import time
+from pathlib import Path
+
+for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_var, "1")
+
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "docs" / "results" / "deep_methods"
+PLOT = RESULTS / "learning_curves.png"
+STRATEGIES = ["random", "coreset", "vaal", "learning_loss", "random_ll"]
+N_INITIAL, BATCH, BUDGET, TARGET = 10, 10, 200, 0.90
+# VAAL's networks: the paper's latent size, 10 passes over the pool per query (about 200
+# steps: the CPU budget of this benchmark; the paper trains far longer)
+VAAL_PARAMS = {"latent_dim": 32, "hidden_units": (128,), "max_epochs": 10, "batch_size": 64}
+
+
+def make_learner(strategy, seed):
+    from skal import ActiveLearner
+    from skal.nets import LearningLossClassifier, NetClassifier
+    from skal.strategies import VAAL, CoreSet, LearningLoss, RandomSampling
+
+    net_params = dict(module__hidden_units=(128,), max_epochs=30, batch_size=32, lr=1e-2,
+                      classes=np.arange(10), random_state=seed)
+    plain, joint = NetClassifier(**net_params), LearningLossClassifier(**net_params)
+    estimator, query = {
+        "random": (plain, RandomSampling(random_state=seed)),
+        "coreset": (plain, CoreSet(random_state=seed)),
+        "vaal": (plain, VAAL(**VAAL_PARAMS, random_state=seed)),
+        "learning_loss": (joint, LearningLoss(random_state=seed)),
+        "random_ll": (joint, RandomSampling(random_state=seed)),
+    }[strategy]
+    return ActiveLearner(estimator, query, random_state=seed)
+
+
+def run(strategy, seed):
+    import torch
+    from sklearn.datasets import load_digits
+    from sklearn.model_selection import train_test_split
+
+    torch.set_num_threads(1)
+    X, y = load_digits(return_X_y=True)
+    X = (X / 16).astype(np.float32)
+    X_pool, X_test, y_pool, y_test = train_test_split(X, y, test_size=0.3, stratify=y,
+                                                      random_state=seed)
+    labelled = np.zeros(len(y_pool), dtype=bool)
+    labelled[np.random.RandomState(seed).choice(len(y_pool), N_INITIAL, replace=False)] = True
+    learner = make_learner(strategy, seed)
+    rows = []
+    while True:
+        start = time.perf_counter()
+        learner.fit(X_pool, np.where(labelled, y_pool, -1))
+        fit_seconds = time.perf_counter() - start
+        rows.append({"cycle": len(rows), "n_labels": int(labelled.sum()),
+                     "accuracy": learner.score(X_test, y_test), "fit_seconds": fit_seconds,
+                     "query_seconds": np.nan})
+        if labelled.sum() >= BUDGET:
+            break
+        unlabelled = np.flatnonzero(~labelled)
+        start = time.perf_counter()
+        picks = learner.query(X_pool[unlabelled], BATCH)
+        rows[-1]["query_seconds"] = time.perf_counter() - start
+        labelled[unlabelled[picks]] = True
+    return pd.DataFrame(rows)
+
+
+def labels_to(curve, target):
+    reached = curve.loc[curve["accuracy"] >= target, "n_labels"]
+    return float(reached.iloc[0]) if len(reached) else np.nan
+
+
+def summary():
+    frames = [pd.read_csv(path).assign(strategy=path.stem.rsplit("_seed", 1)[0],
+                                       seed=int(path.stem.rsplit("_seed", 1)[1]))
+              for path in sorted(RESULTS.glob("*_seed*.csv"))]
+    data = pd.concat(frames, ignore_index=True)
+    table = []
+    for strategy, runs in data.groupby("strategy", sort=False):
+        per_seed = runs.groupby("seed")
+        mean_acc = per_seed["accuracy"].mean()
+        to_target = per_seed.apply(lambda c: labels_to(c, TARGET), include_groups=False)
+        final = per_seed.apply(lambda c: c["accuracy"].iloc[-1], include_groups=False)
+        table.append({
+            "strategy": strategy, "seeds": runs["seed"].nunique(),
+            "mean_accuracy": mean_acc.mean(),
+            "mean_accuracy_se": mean_acc.std(ddof=1) / np.sqrt(len(mean_acc)),
+            "final_accuracy": final.mean(),
+            "labels_to_90": to_target.mean(), "seeds_reaching_90": int(to_target.notna().sum()),
+            "fit_seconds_median": runs["fit_seconds"].median(),
+            "query_seconds_median": runs["query_seconds"].median(),
+        })
+    table = pd.DataFrame(table).set_index("strategy")
+    table = table.loc[[s for s in STRATEGIES if s in table.index]]
+    table.to_csv(RESULTS / "summary.csv", float_format="%.4f")
+    print(table.to_string(float_format=lambda v: f"{v:.3f}"))
+    plot(data)
+
+
+def plot(data):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6.4, 4.0))
+    for strategy in STRATEGIES:
+        runs = data[data["strategy"] == strategy]
+        if runs.empty:
+            continue
+        curve = runs.groupby("n_labels")["accuracy"].agg(["mean", "std", "count"])
+        se = curve["std"] / np.sqrt(curve["count"])
+        ax.plot(curve.index, curve["mean"], label=strategy)
+        ax.fill_between(curve.index, curve["mean"] - se, curve["mean"] + se, alpha=0.2)
+    ax.axhline(TARGET, color="grey", lw=0.8, ls="--")
+    ax.set_xlabel("labels")
+    ax.set_ylabel("test accuracy (mean of seeds, ±1 SE)")
+    ax.set_title("digits, MLP, batch 10")
+    ax.legend()
+    fig.tight_layout()
+    PLOT.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(PLOT, dpi=110)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
+    parser.add_argument("--strategies", nargs="+", default=STRATEGIES, choices=STRATEGIES)
+    parser.add_argument("--summary", action="store_true")
+    args = parser.parse_args()
+    if args.summary:
+        summary()
+        return
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    for seed in args.seeds:
+        for strategy in args.strategies:
+            path = RESULTS / f"{strategy}_seed{seed}.csv"
+            if path.exists():
+                continue
+            start = time.perf_counter()
+            curve = run(strategy, seed)
+            curve.to_csv(path, index=False, float_format="%.5f")
+            print(f"{strategy} seed {seed}: final accuracy {curve['accuracy'].iloc[-1]:.3f}, "
+                  f"{time.perf_counter() - start:.0f} s", flush=True)
+
+
+if __name__ == "__main__":
+    main()
