@@ -12,8 +12,8 @@ def mnist_as_digits(images, max_intensity=1.0):
     intensities are rescaled from
     ``0..max_intensity`` to 0..16, the range of the UCI digits (which count the on pixels
     of 4x4 blocks of 32x32 bitmaps). Strokes stay thinner and greyer than the UCI
-    digits': a logistic regression trained on ``load_digits`` gets about half of the
-    t10k images right.
+    digits': a logistic regression trained on ``load_digits`` gets 44 % of the t10k images
+    right.
 
     Parameters
     ----------
