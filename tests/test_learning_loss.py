@@ -14,6 +14,7 @@ from sklearn.base import clone  # noqa: E402
 from sklearn.datasets import load_digits  # noqa: E402
 from sklearn.linear_model import LogisticRegression  # noqa: E402
 from sklearn.model_selection import GridSearchCV  # noqa: E402
+from sklearn.utils.estimator_checks import parametrize_with_checks  # noqa: E402
 
 from skal import ActiveLearner  # noqa: E402
 from skal.nets import (  # noqa: E402
@@ -247,3 +248,23 @@ def test_on_cuda_the_loss_module_trains_and_predicts_there():
     # the same seed on another device: close, not bitwise, predictions
     np.testing.assert_allclose(net.predict_loss(X_DIGITS[100:200]),
                                cpu.predict_loss(X_DIGITS[100:200]), atol=1e-3)
+
+
+def test_parameters_follow_sklearn_conventions():
+    from sklearn.utils.estimator_checks import (
+        check_get_params_invariance,
+        check_no_attributes_set_in_init,
+        check_parameters_default_constructible,
+    )
+
+    name = "LearningLossClassifier"
+    check_parameters_default_constructible(name, LearningLossClassifier())
+    check_no_attributes_set_in_init(name, LearningLossClassifier())
+    check_get_params_invariance(name, _net())
+
+
+@pytest.mark.slow
+@parametrize_with_checks([LearningLossClassifier(loss_hidden_units=8, max_epochs=10, lr=0.02,
+                                                n_samples=4, random_state=0)])
+def test_sklearn_checks(estimator, check):
+    check(estimator)
