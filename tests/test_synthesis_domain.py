@@ -212,3 +212,17 @@ def test_digits_to_mnist_with_clue_labels_beats_the_source_model():
         np.r_[X_source, X_pool[picks]], np.r_[y_source, y_pool[picks]])
     after = adapted.score(X_test, y_test)
     assert 0.3 < before < 0.6 and after > before + 0.1
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_pool_gan_gaal_and_asal_on_cuda(blobs):
+    X, _, _, model = blobs
+    gan = PoolGAN(hidden_units=(32, 32), max_epochs=5, device="cuda", random_state=0).fit(X)
+    assert next(gan.generator_.parameters()).is_cuda
+    again = PoolGAN(hidden_units=(32, 32), max_epochs=5, device="cuda", random_state=0).fit(X)
+    np.testing.assert_allclose(gan.sample(4, random_state=0), again.sample(4, random_state=0),
+                               atol=1e-4)
+    X_new = GAAL(FrozenEstimator(gan), random_state=0).synthesize(model, X, 3)
+    assert X_new.shape == (3, 2) and isinstance(X_new, np.ndarray)
+    assert len(set(ASAL(FrozenEstimator(gan), random_state=0)(model, X, 4).tolist())) == 4

@@ -114,7 +114,7 @@ class PoolGAN(BaseEstimator):
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, n_features) or (n_samples, *row_shape)
+        X : array-like of shape (n_samples, n_features) or (n_samples, ...)
         y : None
             Ignored.
 
@@ -222,8 +222,8 @@ class PoolGAN(BaseEstimator):
 
         Returns
         -------
-        X : ndarray of shape (n_samples, *row_shape), float32
-            In the units of the pool the GAN was fitted on.
+        X : ndarray of shape (n_samples, ...), float32
+            Rows of the fitted pool's row shape, in its units.
         """
         check_is_fitted(self)
         Z = np.asarray(Z, dtype=np.float32)
@@ -247,7 +247,7 @@ class PoolGAN(BaseEstimator):
 
         Returns
         -------
-        X : ndarray of shape (n_samples, *row_shape), float32
+        X : ndarray of shape (n_samples, ...), float32
         """
         return self.generate(self.sample_latent(n_samples, random_state))
 
