@@ -48,6 +48,12 @@ from sklearn.preprocessing import StandardScaler  # noqa: E402
 from skal.strategies import ASAL, CLUE, GAAL, MarginSampling, RandomSampling  # noqa: E402
 
 BATCH = 10
+EXPERIMENTS = {
+    "digits": "digits (pool 1,297, test 500)",
+    "digits_gan500": "digits, GAN trained 500 epochs",
+    "mnist": "digits -> MNIST as 8x8 (target labels)",
+    "mnist_to_digits": "MNIST as 8x8 -> digits (target labels)",
+}
 
 
 def model():
@@ -90,7 +96,7 @@ def run_loop(method, X_pool, y_pool, X_test, y_test, initial, budget, seed, gan=
         seconds.append(time.perf_counter() - start)
 
 
-def digits_runs(out, seeds, methods):
+def digits_runs(out, seeds, methods, experiment="digits", gan_epochs=100):
     from skal.nets import PoolGAN
 
     X, y = load_digits(return_X_y=True)
@@ -100,18 +106,18 @@ def digits_runs(out, seeds, methods):
         initial = np.random.RandomState(seed).choice(len(y_pool), BATCH, replace=False)
         gan = None
         for method in methods:
-            path = out / "digits" / f"{method}-{seed}.json"
+            path = out / experiment / f"{method}-{seed}.json"
             if path.exists():
                 continue
             if method in ("asal", "gaal") and gan is None:
                 start = time.perf_counter()
-                gan = PoolGAN(random_state=seed).fit(X_pool)
+                gan = PoolGAN(max_epochs=gan_epochs, random_state=seed).fit(X_pool)
                 gan_seconds = time.perf_counter() - start
-                if seed == seeds[0]:
+                if seed == seeds[0] and experiment == "digits":
                     save_sample_grid(gan, X_pool, y_pool, initial, out, seed)
             curve, seconds = run_loop(method, X_pool, y_pool, X_test, y_test, initial, 200,
                                       seed, gan)
-            record = {"experiment": "digits", "method": method, "seed": seed,
+            record = {"experiment": experiment, "method": method, "seed": seed,
                       "curve": curve, "query_seconds": seconds}
             if method in ("asal", "gaal"):
                 record["gan_seconds"] = gan_seconds
@@ -135,6 +141,26 @@ def mnist_runs(out, seeds, methods, mnist):
             curve, seconds = run_loop(method, X_pool, y_pool, X_test, y_test, [], 100, seed,
                                       X_base=X_source, y_base=y_source)
             write(path, {"experiment": "mnist", "method": method, "seed": seed,
+                         "curve": curve, "query_seconds": seconds})
+
+
+def reverse_runs(out, seeds, methods, mnist):
+    """MNIST (as 8x8) -> digits: the source model on 5,000 MNIST images, the digits' pool."""
+    from skal.datasets import load_mnist_idx, mnist_as_digits
+
+    images, y_source = load_mnist_idx(mnist)
+    X_source, y_source = mnist_as_digits(images[:5000]), y_source[:5000]
+    X, y = load_digits(return_X_y=True)
+    X_pool, X_test, y_pool, y_test = train_test_split(X, y, test_size=500, stratify=y,
+                                                      random_state=0)
+    for seed in seeds:
+        for method in methods:
+            path = out / "mnist_to_digits" / f"{method}-{seed}.json"
+            if path.exists():
+                continue
+            curve, seconds = run_loop(method, X_pool, y_pool, X_test, y_test, [], 100, seed,
+                                      X_base=X_source, y_base=y_source)
+            write(path, {"experiment": "mnist_to_digits", "method": method, "seed": seed,
                          "curve": curve, "query_seconds": seconds})
 
 
@@ -175,7 +201,9 @@ def write(path, record):
 
 def report(out):
     rows = []
-    for experiment in ("digits", "mnist"):
+    for experiment in EXPERIMENTS:
+        if not (out / experiment).is_dir():
+            continue
         records = [json.loads(p.read_text()) for p in sorted((out / experiment).glob("*.json"))]
         for method in sorted({r["method"] for r in records}):
             mine = [r for r in records if r["method"] == method]
@@ -218,17 +246,18 @@ def plot(out):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    figure, axes = plt.subplots(1, 2, figsize=(10, 3.8))
-    for ax, experiment in zip(axes, ("digits", "mnist"), strict=True):
+    present = [e for e in EXPERIMENTS if (out / e).is_dir()]
+    figure, axes = plt.subplots(1, len(present), figsize=(5 * len(present), 3.8),
+                                squeeze=False)
+    for ax, experiment in zip(axes[0], present, strict=True):
         records = [json.loads(p.read_text()) for p in sorted((out / experiment).glob("*.json"))]
         for method in sorted({r["method"] for r in records}):
             mine = [r for r in records if r["method"] == method]
             labels = [n for n, _ in mine[0]["curve"]]
             mean = np.array([[a for _, a in r["curve"]] for r in mine]).mean(axis=0)
             ax.plot(labels, mean, label=method)
-        ax.set_title({"digits": "digits (pool 1,297, test 500)",
-                      "mnist": "digits -> MNIST as 8x8 (target labels)"}[experiment])
-        ax.set_xlabel("labels" if experiment == "digits" else "target labels")
+        ax.set_title(EXPERIMENTS[experiment])
+        ax.set_xlabel("labels" if experiment.startswith("digits") else "target labels")
         ax.set_ylabel("test accuracy")
         ax.grid(alpha=0.3)
         ax.legend()
@@ -242,7 +271,8 @@ def main():
     parser.add_argument("--out", type=Path, default=Path("docs/results/synthesis_domain"))
     parser.add_argument("--mnist", default=None, help="folder of the MNIST t10k IDX files")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
-    parser.add_argument("--experiments", nargs="+", default=["digits", "mnist"])
+    parser.add_argument("--experiments", nargs="+", choices=list(EXPERIMENTS),
+                        default=["digits", "mnist", "mnist_to_digits"])
     parser.add_argument("--report", action="store_true", help="only rebuild the summary")
     args = parser.parse_args()
     if not args.report:
@@ -252,8 +282,13 @@ def main():
         warnings.filterwarnings("ignore", category=ConvergenceWarning)
         if "digits" in args.experiments:
             digits_runs(args.out, args.seeds, ["random", "margin", "clue", "asal", "gaal"])
-        if "mnist" in args.experiments and args.mnist and os.path.isdir(args.mnist):
+        if "digits_gan500" in args.experiments:
+            digits_runs(args.out, args.seeds, ["asal", "gaal"], "digits_gan500", 500)
+        has_mnist = args.mnist and os.path.isdir(args.mnist)
+        if "mnist" in args.experiments and has_mnist:
             mnist_runs(args.out, args.seeds, ["random", "margin", "clue"], args.mnist)
+        if "mnist_to_digits" in args.experiments and has_mnist:
+            reverse_runs(args.out, args.seeds, ["random", "margin", "clue"], args.mnist)
     report(args.out)
 
 
