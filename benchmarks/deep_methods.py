@@ -15,10 +15,12 @@ is scored on the test part after every fit. Strategies:
 One CSV per (strategy, seed) under docs/results/deep_methods/ (``cycle, n_labels, accuracy,
 fit_seconds, query_seconds``); existing files are skipped, so a stopped run resumes.
 ``--summary`` writes the table (docs/results/deep_methods/summary.csv) and the plot
-(docs/results/deep_methods/learning_curves.png) from whatever CSVs exist.
+(docs/results/deep_methods/learning_curves.png) from whatever CSVs exist; ``--diagnose``
+follows learning loss's picks cycle by cycle (learning_loss_diagnosis.csv).
 
     nice -n 10 python benchmarks/deep_methods.py --seeds 0 1 2 3 4
     python benchmarks/deep_methods.py --summary
+    nice -n 10 python benchmarks/deep_methods.py --diagnose --seeds 0 1
 """
 
 import argparse
@@ -91,6 +93,38 @@ def run(strategy, seed):
     return pd.DataFrame(rows)
 
 
+def diagnose(seed, budget=120):
+    """Learning loss's picks cycle by cycle: how well the predicted loss ranks the network's
+    true loss on the pool (Spearman), and how many of the 10 picks fall in each class."""
+    import torch
+    from scipy.stats import spearmanr
+    from sklearn.datasets import load_digits
+    from sklearn.model_selection import train_test_split
+
+    torch.set_num_threads(1)
+    X, y = load_digits(return_X_y=True)
+    X = (X / 16).astype(np.float32)
+    X_pool, _, y_pool, _ = train_test_split(X, y, test_size=0.3, stratify=y, random_state=seed)
+    labelled = np.zeros(len(y_pool), dtype=bool)
+    labelled[np.random.RandomState(seed).choice(len(y_pool), N_INITIAL, replace=False)] = True
+    learner = make_learner("learning_loss", seed)
+    rows = []
+    while labelled.sum() < budget:
+        learner.fit(X_pool, np.where(labelled, y_pool, -1))
+        unlabelled = np.flatnonzero(~labelled)
+        predicted = learner.predict_loss(X_pool[unlabelled])
+        proba = learner.predict_proba(X_pool[unlabelled])
+        true = -np.log(np.maximum(proba[np.arange(len(unlabelled)), y_pool[unlabelled]], 1e-12))
+        picks = unlabelled[learner.query(X_pool[unlabelled], BATCH)]
+        counts = np.bincount(y_pool[picks], minlength=10)
+        rows.append({"seed": seed, "n_labels": int(labelled.sum()),
+                     "spearman_predicted_true_loss": spearmanr(predicted, true).statistic,
+                     "largest_class_share_of_picks": counts.max() / BATCH,
+                     "picked_classes": " ".join(map(str, counts))})
+        labelled[picks] = True
+    return pd.DataFrame(rows)
+
+
 def labels_to(curve, target):
     reached = curve.loc[curve["accuracy"] >= target, "n_labels"]
     return float(reached.iloc[0]) if len(reached) else np.nan
@@ -153,9 +187,16 @@ def main():
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
     parser.add_argument("--strategies", nargs="+", default=STRATEGIES, choices=STRATEGIES)
     parser.add_argument("--summary", action="store_true")
+    parser.add_argument("--diagnose", action="store_true",
+                        help="learning loss's picks per cycle (learning_loss_diagnosis.csv)")
     args = parser.parse_args()
     if args.summary:
         summary()
+        return
+    if args.diagnose:
+        table = pd.concat([diagnose(seed) for seed in args.seeds], ignore_index=True)
+        table.to_csv(RESULTS / "learning_loss_diagnosis.csv", index=False, float_format="%.3f")
+        print(table.to_string())
         return
     RESULTS.mkdir(parents=True, exist_ok=True)
     for seed in args.seeds:
