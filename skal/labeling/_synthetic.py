@@ -28,7 +28,7 @@ def check_synthesizer(synthesizer, X_pool):
             f"got {type(X_pool).__name__}. Convert it (e.g. X_pool.to_numpy()) or label "
             "without a synthesizer."
         )
-    return clone(synthesizer)
+    return clone(synthesizer, safe=False)  # a plain object is deep-copied
 
 
 def _is_plain_array(X):
@@ -86,7 +86,7 @@ class RoundSynthesizer:
             if self._fitted is None:
                 synthesizer = self._synthesizer
                 if getattr(synthesizer, "random_state", 0) is None:
-                    synthesizer.set_params(random_state=self._seed)
+                    synthesizer.random_state = self._seed
                 if callable(getattr(synthesizer, "fit", None)):
                     synthesizer.fit(self._X_pool)
                 self._fitted = synthesizer
