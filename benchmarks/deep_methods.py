@@ -9,6 +9,7 @@ is scored on the test part after every fit. Strategies:
   :class:`~skal.nets.NetClassifier`;
 - ``learning_loss`` uses :class:`~skal.nets.LearningLossClassifier` (the same MLP plus the
   loss-prediction module on its hidden layer, trained jointly) and queries by predicted loss;
+  ``learning_loss_subset`` ranks a random fifth of the pool only, as the paper does;
 - ``random_ll`` draws at random but trains the same ``LearningLossClassifier``, so that the
   effect of the joint training on accuracy is told apart from that of the picks.
 
@@ -37,7 +38,8 @@ import pandas as pd  # noqa: E402
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "docs" / "results" / "deep_methods"
 PLOT = RESULTS / "learning_curves.png"
-STRATEGIES = ["random", "coreset", "vaal", "learning_loss", "random_ll"]
+STRATEGIES = ["random", "coreset", "vaal", "learning_loss", "learning_loss_subset",
+              "random_ll"]
 N_INITIAL, BATCH, BUDGET, TARGET = 10, 10, 200, 0.90
 # VAAL's networks: the paper's latent size, 10 passes over the pool per query (about 200
 # steps: the CPU budget of this benchmark; the paper trains far longer)
@@ -57,6 +59,8 @@ def make_learner(strategy, seed):
         "coreset": (plain, CoreSet(random_state=seed)),
         "vaal": (plain, VAAL(**VAAL_PARAMS, random_state=seed)),
         "learning_loss": (joint, LearningLoss(random_state=seed)),
+        "learning_loss_subset": (joint, LearningLoss(candidate_fraction=0.2,
+                                                     random_state=seed)),
         "random_ll": (joint, RandomSampling(random_state=seed)),
     }[strategy]
     return ActiveLearner(estimator, query, random_state=seed)

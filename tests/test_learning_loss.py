@@ -268,3 +268,27 @@ def test_parameters_follow_sklearn_conventions():
                                                 n_samples=4, random_state=0)])
 def test_sklearn_checks(estimator, check):
     check(estimator)
+
+
+def test_candidate_fraction_ranks_a_random_part_of_the_pool_the_same_on_dask():
+    da = pytest.importorskip("dask.array")
+    import dask
+
+    y = np.where(np.arange(300) < 60, Y_DIGITS[:300], -1)
+    learner = ActiveLearner(_net(), LearningLoss()).fit(X_DIGITS[:300], y)
+    pool = X_DIGITS[60:300]
+    predicted = learner.predict_loss(pool)
+    top = np.argsort(-predicted, kind="stable")[:8]
+    assert LearningLoss(candidate_fraction=1.0, random_state=0)(learner, pool, 8).tolist() == (
+        top.tolist())
+    picks, scores = LearningLoss(candidate_fraction=0.2, random_state=0).select(learner, pool, 8)
+    np.testing.assert_array_equal(scores, predicted[picks])  # the predicted losses
+    assert np.all(np.diff(scores) <= 0) and set(picks) != set(top)
+    # about a fifth of the pool are candidates: rows ranked above the last pick were skipped
+    assert 0.05 < 8 / (predicted >= scores[-1]).sum() < 0.6
+    with dask.config.set(scheduler="threads"):
+        on_dask = LearningLoss(candidate_fraction=0.2, random_state=0)(
+            learner, da.from_array(pool, chunks=(50, 64)), 8)
+    np.testing.assert_array_equal(on_dask, picks)
+    with pytest.raises(ValueError, match="candidate_fraction"):
+        LearningLoss(candidate_fraction=0.0)(learner, pool, 2)
