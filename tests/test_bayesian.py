@@ -365,3 +365,23 @@ def test_lazy_grouping_with_few_distinct_posteriors_matches_full_greedy():
     lazy, _ = greedy_batchbald(samples, 10, n_joint_samples=10000, random_state=0)
     full, _ = greedy_batchbald(samples, 10, n_joint_samples=10000, random_state=0, lazy=False)
     np.testing.assert_array_equal(lazy, full)
+
+
+@pytest.mark.parametrize("n_samples, seed", [(3, 0), (3, 1), (20, 2)])
+def test_batchbald_prefilter_gives_the_greedy_over_every_row(n_samples, seed, monkeypatch):
+    """The BALD-bound prefilter (tiny here, so that it widens: from the rows kept, or by
+    scoring the pool again) ends with the picks of the greedy over every row."""
+    from skal.strategies import _bayesian
+
+    samples = random_samples(n_samples, 600, 4, seed, scale=1.0)
+    scorings = []
+    init = _bayesian._BaldTops.__init__
+    monkeypatch.setattr(_bayesian, "_MIN_CANDIDATES", 8)
+    monkeypatch.setattr(_bayesian._BaldTops, "__init__",
+                        lambda self, *args: scorings.append(args[3]) or init(self, *args))
+    indices, gains = BatchBALD(random_state=0).select(GivenSamples(samples), pool(600), 6)
+    full_indices, full_gains = greedy_batchbald(samples, 6, random_state=0)
+    assert indices.tolist() == full_indices.tolist()
+    np.testing.assert_allclose(gains, full_gains, rtol=1e-6)
+    if n_samples == 3:  # few samples: the gains fall fast, the pool is scored again
+        assert len(scorings) > 1

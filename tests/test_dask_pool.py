@@ -203,24 +203,31 @@ def test_batchbald_prefilter_on_blocks_gives_full_greedy(on, where, monkeypatch)
 
     learner, big = _committee_and_pool()
     full = greedy_batchbald_on(learner, big)
-    kept = []
-    candidates = _bayesian._bald_candidates
+    kept, scored = [], []
+    candidates, init = _bayesian._BaldTops.candidates, _bayesian._BaldTops.__init__
 
-    def spy(*args, **kwargs):
-        result = candidates(*args, **kwargs)
-        kept.append(result[0].size)
-        return result
+    def spy_candidates(self, *args):
+        found = candidates(self, *args)
+        kept.append(None if found is None else found[0].size)
+        return found
+
+    def spy_init(self, *args):
+        scored.append(args[3])  # the reserve: each construction scores the pool once
+        init(self, *args)
 
     monkeypatch.setattr(_bayesian, "_MIN_CANDIDATES", 64)  # widening is exercised too
-    monkeypatch.setattr(_bayesian, "_bald_candidates", spy)
+    monkeypatch.setattr(_bayesian._BaldTops, "candidates", spy_candidates)
+    monkeypatch.setattr(_bayesian._BaldTops, "__init__", spy_init)
     expected = strategies.BatchBALD(random_state=0).select(learner, big, 6)
+    n_memory = len(scored)
     with on():
         got = strategies.BatchBALD(random_state=0).select(learner, da.from_array(big, 150), 6)
     np.testing.assert_array_equal(got[0], expected[0])
     # workers' BLAS may round the samples' last bit otherwise than the client's
     np.testing.assert_allclose(got[1], expected[1], rtol=1e-12)
     np.testing.assert_array_equal(got[0], full)  # the exact greedy over the whole pool
-    assert kept[0] == 64 and max(kept) < len(big)  # it widened, and never to the whole pool
+    # it widened fourfold, from the rows the blocks had kept: one pass over the pool
+    assert kept == [64, 256] * 2 and scored == [256] * 2 and n_memory == 1
 
 
 def greedy_batchbald_on(learner, pool, batch_size=6):

@@ -255,11 +255,12 @@ class _NumpyBackend:
     def conditional_entropy(self, posterior, config_weights, samples, candidates):
         """``sum_m w_m H[sum_k R_mk p_k(. | x_n)]`` for each candidate ``n``."""
         n_samples, _, n_classes = samples.shape
-        block = samples[:, candidates, :].reshape(n_samples, -1)
+        # take, not fancy indexing: the latter returns a strided block that reshape copies again.
+        block = np.take(samples, candidates, axis=1).reshape(n_samples, -1)
         mixture = posterior @ block
         logs = np.log(mixture)
-        logs *= mixture
-        terms = config_weights @ logs
+        mixture *= logs
+        terms = config_weights @ mixture
         return -terms.reshape(candidates.size, n_classes).sum(axis=1, dtype=np.float64)
 
 
@@ -367,37 +368,101 @@ class _JointConfigurations:
         return posterior, config_weights
 
 
-def _group_configurations(posterior, config_weights, n_groups, rng, n_iter=4):
-    """Pool the configurations into ``n_groups`` of similar posteriors (weighted k-means).
+def _group_sums(values, labels, n_groups):
+    """Row sums of ``values`` per label: one sparse product, much faster than ``np.add.at``."""
+    from scipy.sparse import csr_matrix
 
-    Returns the groups' weighted-mean posteriors and total weights. By concavity of entropy,
-    ``sum_g W_g H[Rbar_g p_n] >= sum_m w_m H[R_m p_n]`` for *any* grouping, so the groups give
-    an upper bound on every candidate's gain at ``n_groups / n_configs`` of the cost; a good
-    grouping only makes the bound tighter. k-means runs in float32 on a random projection of
-    the rows of ``R`` when there are many samples: it need not be exact to be safe.
-    """
-    n_configs, n_samples = posterior.shape
-    # Fewer rows than groups happens when k-means left coarser groups empty upstream.
-    n_groups = min(n_groups, n_configs)
-    features = posterior.astype(np.float32)
-    if n_samples > 32:
-        features = features @ rng.standard_normal((n_samples, 32)).astype(np.float32)
-    p = config_weights / config_weights.sum()
-    labels = None
-    centres = features[rng.choice(n_configs, n_groups, replace=False)]
+    n_rows = labels.shape[0]
+    indicator = csr_matrix(
+        (np.ones(n_rows, dtype=values.dtype), labels, np.arange(n_rows + 1)),
+        shape=(n_rows, n_groups),
+    )
+    return np.asarray(indicator.T @ values)
+
+
+def _kmeans_labels(features, n_groups, rng, n_iter=4):
+    """Group labels of the rows of ``features`` by a few Lloyd iterations (k-means)."""
+    centres = features[rng.choice(features.shape[0], n_groups, replace=False)]
     for _ in range(n_iter):
         distance = (centres**2).sum(axis=1)[None, :] - 2 * (features @ centres.T)
         labels = distance.argmin(axis=1)
         counts = np.bincount(labels, minlength=n_groups)
-        sums = np.zeros_like(centres)
-        np.add.at(sums, labels, features)
         used = counts > 0
-        centres[used] = sums[used] / counts[used, None]
-    group_weights = np.bincount(labels, weights=p, minlength=n_groups)
-    pooled = np.zeros((n_groups, n_samples))
-    np.add.at(pooled, labels, posterior * p[:, None])
+        centres[used] = _group_sums(features, labels, n_groups)[used] / counts[used, None]
+    return labels
+
+
+def _split_groups(features, labels, n_groups, n_split, rng, n_iter=3):
+    """Split every group into up to ``n_split`` by k-means within it; the finer labels.
+
+    Vectorised over the groups: each row is only compared with its own group's centres, so a
+    grouping ``n_split`` times finer costs about as much as ``n_split`` more centres.
+    """
+    n_rows, n_features = features.shape
+    # Initial centres: n_split members of each group in random order (repeats in small groups).
+    order = np.lexsort((rng.random_sample(n_rows), labels))
+    counts = np.bincount(labels, minlength=n_groups)
+    starts = np.cumsum(counts) - counts
+    picks = starts[:, None] + np.arange(n_split)[None, :] % np.maximum(counts, 1)[:, None]
+    centres = features[order[np.minimum(picks, n_rows - 1)]]
+    flat = centres.reshape(n_groups * n_split, n_features)
+    for _ in range(n_iter):
+        # |c|^2 - 2 c.x: the squared distance to x, less |x|^2
+        norms = np.einsum("gsd,gsd->gs", centres, centres)
+        distance = norms[labels] - 2 * np.matmul(centres[labels], features[:, :, None])[:, :, 0]
+        finer = labels * n_split + distance.argmin(axis=1)
+        counts = np.bincount(finer, minlength=n_groups * n_split)
+        used = counts > 0
+        flat[used] = _group_sums(features, finer, n_groups * n_split)[used] / counts[used, None]
+    return finer
+
+
+def _pool_groups(posterior, config_weights, labels, n_groups):
+    """Weighted-mean posteriors and total weights of the non-empty groups."""
+    group_weights = np.bincount(labels, weights=config_weights, minlength=n_groups)
+    pooled = _group_sums(posterior * config_weights[:, None], labels, n_groups)
     used = group_weights > 0
     return pooled[used] / group_weights[used, None], group_weights[used]
+
+
+def _group_features(posterior, rng):
+    """float32 rows for k-means: the posteriors, randomly projected when there are many samples."""
+    features = posterior.astype(np.float32)
+    if features.shape[1] > 32:
+        features = features @ rng.standard_normal((features.shape[1], 32)).astype(np.float32)
+    return features
+
+
+def _bound_levels(posterior, config_weights, rng):
+    """Nested groupings of the configurations, coarse to fine, that bound the gains (or none).
+
+    Each level is the groups' weighted-mean posteriors and total weights. By concavity of
+    entropy, ``sum_g W_g H[Rbar_g p_n] >= sum_m w_m H[R_m p_n]`` for *any* grouping, so a level
+    of G groups bounds every candidate's gain from above at ``G / n_configs`` of the exact
+    cost; a good grouping only makes the bound tighter. k-means runs in float32 on a random
+    projection of the rows of ``R`` when there are many samples: it need not be exact to be
+    safe.
+
+    k-means into 64 groups, then each group split in up to 8 by k-means within it, and again,
+    while a level stays at most half as costly as the next: about 64, 512 and 4,096 groups for
+    10,000 configurations. Each level re-bounds the survivors of the one before at a fraction
+    of the exact cost. Splitting within groups costs little more than the coarse k-means and
+    gives tighter bounds than one flat k-means with as many groups (it follows where the
+    configurations' weight is).
+    """
+    n_configs = posterior.shape[0]
+    n_groups = min(64, n_configs // 8)
+    if n_groups < 32:
+        return []
+    p = config_weights / config_weights.sum()
+    features = _group_features(posterior, rng)
+    labels = _kmeans_labels(features, n_groups, rng)
+    levels = [_pool_groups(posterior, p, labels, n_groups)]
+    while (n_split := min(8, n_configs // (2 * n_groups))) >= 2:
+        labels = _split_groups(features, labels, n_groups, n_split, rng)
+        n_groups *= n_split
+        levels.append(_pool_groups(posterior, p, labels, n_groups))
+    return levels
 
 
 def greedy_batchbald(
@@ -447,7 +512,9 @@ def greedy_batchbald(
     else:
         whole = samples_or_getter
         n_pool = int(whole.shape[1])
-        row_slices = [slice(0, n_pool)]
+        # Slices that stay in cache while BALD's float64 logarithms are taken.
+        step = max(1, _BLOCK_ELEMENTS // (int(whole.shape[0]) * int(whole.shape[2])))
+        row_slices = [slice(i, min(i + step, n_pool)) for i in range(0, n_pool, step)]
 
         def getter(rows):
             return whole[:, rows, :]
@@ -538,16 +605,9 @@ def _greedy_step(
     posterior64, weights64 = configurations.weights()
     n_configs = posterior64.shape[0]
     posterior, config_weights = backend.weights(posterior64, weights64)
-    # Two grouping levels: a coarse one bounds every visited candidate at a few percent of
-    # the exact cost, a finer one re-bounds the survivors, and the rest are scored exactly.
-    levels = []
-    n_fine = int(min(1024, 6 * n_configs**0.5))
-    if lazy and n_configs >= 4 * n_fine:
-        fine = _group_configurations(posterior64, weights64, n_fine, group_rng)
-        n_coarse = n_fine // 8
-        if n_coarse >= 16:
-            levels.append(_group_configurations(*fine, n_coarse, group_rng))
-        levels.append(fine)
+    # Grouping levels: a coarse one bounds every visited candidate at a few percent of the
+    # exact cost, finer ones re-bound the survivors, and the rest are scored exactly.
+    levels = _bound_levels(posterior64, weights64, group_rng) if lazy else []
     levels = [backend.weights(*level) for level in levels]
     # Best bound first; ties in random order.
     order = np.lexsort((rng.random_sample(bounds.size), -bounds))[:n_left]
@@ -673,17 +733,20 @@ class BatchBALD(QueryStrategy):
         greedy_seed = int(random_state.randint(np.iinfo(np.int32).max))
         n_pool = _num_samples(X_pool)
         n_keep, floor = min(n_pool, max(_MIN_CANDIDATES, 8 * batch_size)), np.inf
+        tops = None
         while True:
-            positions, samples, device, outside = _bald_candidates(
-                self, learner, X_pool, n_keep, floor, salt
-            )
+            found = None if tops is None else tops.candidates(n_keep, floor)
+            if found is None:  # the blocks' kept rows do not hold them: score the pool again
+                tops = _BaldTops(self, learner, X_pool, 4 * n_keep, floor, salt)
+                found = tops.candidates(n_keep, floor)
+            positions, samples, device, outside = found
             indices, gains = greedy_batchbald(
                 samples, batch_size, n_joint_samples=int(n_joint), random_state=greedy_seed,
                 dtype=self.dtype, device=self.device if self.device is not None else device,
             )
-            # The certificate of the prefilter (see _bald_candidates): no row left out can
-            # beat any pick, so these are full greedy's picks. Else keep every row whose
-            # BALD reaches the lowest gain too, and more rows, and run again.
+            # The certificate of the prefilter (see _BaldTops): no row left out can beat any
+            # pick, so these are full greedy's picks. Else keep every row whose BALD reaches
+            # the lowest gain too, and more rows, and run again.
             if positions.size == n_pool or gains.min() >= outside:
                 return positions[indices], gains
             n_keep, floor = min(n_pool, 4 * n_keep), float(gains.min())
@@ -694,7 +757,7 @@ class BatchBALD(QueryStrategy):
 _MIN_CANDIDATES = 1024
 
 
-def _bald_candidates(strategy, learner, X_pool, n_keep, floor, salt):
+class _BaldTops:
     """The rows of highest BALD, their posterior samples, and a bound on the rest.
 
     The prefilter of :class:`BatchBALD`. Greedy BatchBALD's gain of a row ``j`` at any step,
@@ -713,13 +776,16 @@ def _bald_candidates(strategy, learner, X_pool, n_keep, floor, salt):
 
     The candidates are the top ``max(n_keep, m)`` rows by BALD, ``m`` the number of rows
     whose BALD is at least ``floor``. Every block (the whole pool in memory) keeps its own
-    top rows with their samples, scoring in bounded-memory chunks; on a dask pool those stay
-    on the workers (persisted), only their BALD values and positions come back, and then
-    the samples of the candidates. Ties are ordered by position keys
+    top ``max(reserve, m_block) + 1`` rows with their samples, scoring in bounded-memory
+    chunks; on a dask pool those stay on the workers (persisted), only their BALD values and
+    positions come back, and then the samples of the candidates. The reserve (four times the
+    first ``n_keep``) serves a widened request without scoring the pool again whenever every
+    block that dropped rows still has a kept row outside the candidates (its dropped rows
+    rank below all its kept ones). Ties are ordered by position keys
     (``top_k_by_position``), so a dask pool and the same rows in memory keep the same rows.
 
-    Returns
-    -------
+    :meth:`candidates` returns ``None`` when the kept rows do not hold the request, else:
+
     positions : ndarray of shape (n_candidates,)
         Pool positions of the candidates, ascending.
     samples : ndarray of shape (n_samples, n_candidates, n_classes)
@@ -729,34 +795,48 @@ def _bald_candidates(strategy, learner, X_pool, n_keep, floor, salt):
     outside : float
         The highest BALD of the rows left out (``-inf`` when none is).
     """
-    func = functools.partial(_block_top_bald, n_keep=n_keep, floor=floor, salt=salt)
-    on_dask = is_dask_pool(X_pool)
-    if on_dask:
-        import dask
 
-        blocks, lengths, starts = dask_row_blocks(X_pool)
-        shared = ship_once((strategy, learner))
-        tops = dask.persist(*[dask.delayed(func)(shared, block, int(start))
-                              for block, start, n in zip(blocks, starts, lengths, strict=True)
-                              if n])
-        heads = dask.compute(*[dask.delayed(_head)(top) for top in tops])
-    else:
-        tops = [func((strategy, learner), X_pool, 0)]
-        heads = [_head(top) for top in tops]
-    bald = np.concatenate([head[0] for head in heads])
-    positions = np.concatenate([head[1] for head in heads])
-    n_take = max(n_keep, int((bald >= floor).sum()))
-    order = top_k_by_position(bald, min(n_take + 1, bald.size), salt, positions)
-    outside = bald[order[n_take]] if order.size > n_take else -np.inf
-    kept = np.isin(positions, positions[order[:n_take]])
-    masks = np.split(kept, np.cumsum([head[1].size for head in heads])[:-1])
-    if on_dask:
-        parts = dask.compute(*[dask.delayed(_rows_of)(top, mask)
-                               for top, mask in zip(tops, masks, strict=True)])
-    else:
-        parts = [_rows_of(top, mask) for top, mask in zip(tops, masks, strict=True)]
-    device = next((head[2] for head in heads if head[2] is not None), None)
-    return positions[kept], np.concatenate(parts, axis=1), device, outside
+    def __init__(self, strategy, learner, X_pool, reserve, floor, salt):
+        func = functools.partial(_block_top_bald, n_keep=reserve, floor=floor, salt=salt)
+        self.on_dask, self.salt = is_dask_pool(X_pool), salt
+        if self.on_dask:
+            import dask
+
+            blocks, lengths, starts = dask_row_blocks(X_pool)
+            shared = ship_once((strategy, learner))
+            self.tops = dask.persist(*[
+                dask.delayed(func)(shared, block, int(start))
+                for block, start, n in zip(blocks, starts, lengths, strict=True) if n])
+            self.heads = dask.compute(*[dask.delayed(_head)(top) for top in self.tops])
+        else:
+            self.tops = [func((strategy, learner), X_pool, 0)]
+            self.heads = [_head(top) for top in self.tops]
+        self.bald = np.concatenate([head[0] for head in self.heads])
+        self.positions = np.concatenate([head[1] for head in self.heads])
+        self.block = np.repeat(np.arange(len(self.heads)), [h[1].size for h in self.heads])
+        # blocks that dropped rows: those rank below all of the block's kept rows
+        self.dropped = np.array([head[1].size < head[3] for head in self.heads])
+
+    def candidates(self, n_keep, floor):
+        n_take = max(n_keep, int((self.bald >= floor).sum()))
+        order = top_k_by_position(self.bald, min(n_take + 1, self.bald.size), self.salt,
+                                  self.positions)
+        kept = np.zeros(self.bald.size, dtype=bool)
+        kept[order[:n_take]] = True
+        outside_kept = np.bincount(self.block[~kept], minlength=len(self.heads))
+        if np.any(self.dropped & (outside_kept == 0)):
+            return None
+        outside = self.bald[order[n_take]] if order.size > n_take else -np.inf
+        masks = np.split(kept, np.cumsum([head[1].size for head in self.heads])[:-1])
+        if self.on_dask:
+            import dask
+
+            parts = dask.compute(*[dask.delayed(_rows_of)(top, mask)
+                                   for top, mask in zip(self.tops, masks, strict=True)])
+        else:
+            parts = [_rows_of(top, mask) for top, mask in zip(self.tops, masks, strict=True)]
+        device = next((head[2] for head in self.heads if head[2] is not None), None)
+        return self.positions[kept], np.concatenate(parts, axis=1), device, outside
 
 
 def _block_top_bald(scorer, X_block, start, n_keep, floor, salt):
@@ -783,11 +863,11 @@ def _block_top_bald(scorer, X_block, start, n_keep, floor, salt):
         if bald.size > k:
             keep = np.sort(top_k_by_position(bald, k, salt, positions))
             bald, positions, samples = bald[keep], positions[keep], samples[:, keep, :]
-    return bald, positions, samples, device
+    return bald, positions, samples, device, _num_samples(X_block)
 
 
 def _head(top):
-    return top[0], top[1], top[3]
+    return top[0], top[1], top[3], top[4]
 
 
 def _rows_of(top, mask):
