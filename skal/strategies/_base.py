@@ -9,11 +9,10 @@
    the pool in bounded-memory chunks (optionally in parallel) and takes the top ``batch_size``.
 4. A strategy asks the learner only for ``predict_proba``, ``decision_function``,
    ``predict_proba_samples``, ``predict``, ``transform``, ``X_labeled_``/``y_labeled_``,
-   ``label_costs``, ``predict_loss`` (a loss-prediction module's output) or, of
-   regressors, ``predict(X, return_std=True)`` (a predictive std) and ``predict_samples``;
-   a missing one is a ``TypeError`` raised at query time that names it, an unfitted model
-   (a cold start) a ``NotFittedError``, NaN or infinite predictions a ``ValueError``.
-   Embeddings come from ``embed``.
+   ``label_costs`` or, of regressors, ``predict(X, return_std=True)`` (a predictive std)
+   and ``predict_samples``; a missing one is a ``TypeError`` raised at query time that names it,
+   an unfitted model (a cold start) a ``NotFittedError``, NaN or infinite predictions a
+   ``ValueError``. Embeddings come from ``embed``.
 5. Randomness (tie-breaks, random draws) comes from the strategy's ``random_state``. An int
    seeds each query afresh from ``(random_state, query number)``: successive queries draw
    independently, and a clone (the learner clones its strategies at every ``fit``) replays
@@ -62,7 +61,6 @@ _CAPABILITY_HINTS = {
     "predict_samples": "posterior samples of a regressor: use CommitteeRegressor, or a "
     "skal.nets.NetRegressor with dropout",
     "predict": "a fitted estimator with predict",
-    "predict_loss": "a network with a loss-prediction module: skal.nets.LearningLossClassifier",
     "label_costs": "a skal learner (label costs from its label_cost parameter); or give the "
     "strategy a label_cost of its own",
 }
@@ -792,8 +790,8 @@ class PoolScoringStrategy(QueryStrategy):
         best = functools.partial(_best_rows, k=batch_size, salt=salt,
                                  ranking=self._ranking(random_state))
         parts = map_pool_blocks(best, X_pool, (self, learner))
-        values, scores, positions = (np.concatenate([part[i] for part in parts])
-                                     for i in range(3))
+        values, positions = (np.concatenate([part[i] for part in parts]) for i in (0, 2))
+        scores = values if parts[0][1] is None else np.concatenate([p[1] for p in parts])
         order = top_k_by_position(values, batch_size, salt, positions)
         return positions[order], scores[order]
 
@@ -809,14 +807,14 @@ class PoolScoringStrategy(QueryStrategy):
 
 
 def _best_rows(scorer, X_block, start, k, salt, ranking=None):
-    """Ranking values, scores and pool positions of the top ``k`` rows of one block
-    (``scorer``: strategy, learner)."""
+    """Ranking values, scores (``None`` when they are the values) and pool positions of the
+    top ``k`` rows of one block (``scorer``: strategy, learner)."""
     strategy, learner = scorer
     scores = strategy.score(learner, X_block)
     positions = np.arange(start, start + scores.shape[0], dtype=np.int64)
     values = scores if ranking is None else ranking(scores, positions)
     local = top_k_by_position(values, min(k, scores.shape[0]), salt, offset=start)
-    return values[local], scores[local], positions[local]
+    return values[local], None if ranking is None else scores[local], positions[local]
 
 
 def _n_columns(X):
