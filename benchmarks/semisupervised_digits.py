@@ -24,6 +24,7 @@ The figures are in docs/semisupervised.rst.
 """
 
 import argparse
+import math
 import os
 import time
 import warnings
@@ -140,6 +141,38 @@ def run_seed(seed, out, cache):
     return frame
 
 
+def labels_to(curve, target):
+    reached = curve[curve.accuracy >= target]
+    return float(reached.n_labels.min()) if len(reached) else math.inf
+
+
+def quantile(values, q):
+    """Linear-interpolation quantile where an infinite neighbour makes the result infinite."""
+    values = np.sort(np.asarray(values, dtype=float))
+    position = q * (len(values) - 1)
+    low, high = math.floor(position), math.ceil(position)
+    if np.isinf(values[high]):
+        return math.inf if position > low or np.isinf(values[low]) else float(values[low])
+    return float(values[low] + (position - low) * (values[high] - values[low]))
+
+
+def labels_to_target(frame, targets):
+    """Quartiles over seeds of the labels each (strategy, features, head) needs to reach each
+    target accuracy, in the columns of ``docs/results/batchbald_mnist_cpu/labels_to_target.csv``
+    (no paper figures here)."""
+    rows = []
+    for target in targets:
+        for (strategy, name, head), part in frame.groupby(["strategy", "features", "head"],
+                                                          sort=False):
+            per_seed = [labels_to(curve, target) for _, curve in part.groupby("seed")]
+            rows.append({"method": f"{strategy} b={BATCH} ({name}, {head})", "target": target,
+                         "n_seeds": len(per_seed),
+                         **{f"q{q}": quantile(per_seed, q / 100) for q in (25, 50, 75)},
+                         "reached": float(np.mean(np.isfinite(per_seed))),
+                         "paper_q25": np.nan, "paper_q50": np.nan, "paper_q75": np.nan})
+    return pd.DataFrame(rows)
+
+
 def report(out):
     files = sorted(Path(out).glob("seed*.csv"))
     frame = pd.concat([pd.read_csv(f) for f in files])
@@ -157,15 +190,17 @@ def report(out):
                                                         sort=False):
         by_n = part.set_index("n_labels")
         cells = [f"{100 * by_n.q50[n]:.1f} [{100 * by_n.q25[n]:.1f}, {100 * by_n.q75[n]:.1f}]"
-                 for n in wanted]
+                 if n in by_n.index else "–" for n in wanted]
         lines += [f"   * - {strategy}", f"     - {name}", f"     - {head}",
                   *[f"     - {c}" for c in cells]]
     (Path(out) / "table.rst").write_text("\n".join(lines) + "\n")
+    targets = labels_to_target(frame, (0.90, 0.95))
+    targets.to_csv(Path(out) / "labels_to_target.csv", index=False)
     plot(summary, Path(out) / "learning_curves.png", frame.seed.nunique())
     seconds = frame.groupby("seed").pretraining_seconds.first()
     print(f"pretraining seconds per seed: median {seconds.median():.0f} "
           f"({seconds.min():.0f}-{seconds.max():.0f})")
-    print("\n".join(lines))
+    print(targets[["method", "target", "q25", "q50", "q75", "reached"]].to_string(index=False))
 
 
 def plot(summary, path, n_seeds):

@@ -21,19 +21,16 @@ accuracy, quartiles over seeds, ``inf`` when a seed never gets there)::
 
 import argparse
 import functools
-import math
 import time
 import warnings
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
-from semisupervised_digits import RUNS, embeddings, run, unit_rows
+from semisupervised_digits import RUNS, embeddings, labels_to_target, run, unit_rows
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.model_selection import train_test_split
 
 TARGETS = (0.90, 0.95)
-BATCH = 10
 
 
 def load_split(mnist, split_seed=0):
@@ -75,34 +72,9 @@ def run_seed(seed, args):
     frame.to_csv(Path(args.out) / f"seed{seed}.csv", index=False)
 
 
-def labels_to(curve, target):
-    reached = curve[curve.accuracy >= target]
-    return float(reached.n_labels.min()) if len(reached) else math.inf
-
-
-def quantile(values, q):
-    """Linear-interpolation quantile where an infinite neighbour makes the result infinite."""
-    values = np.sort(np.asarray(values, dtype=float))
-    position = q * (len(values) - 1)
-    low, high = math.floor(position), math.ceil(position)
-    if np.isinf(values[high]):
-        return math.inf if position > low or np.isinf(values[low]) else float(values[low])
-    return float(values[low] + (position - low) * (values[high] - values[low]))
-
-
 def report(out):
     frame = pd.concat([pd.read_csv(f) for f in sorted(Path(out).glob("seed*.csv"))])
-    rows = []
-    for target in TARGETS:
-        for (strategy, name, head), part in frame.groupby(["strategy", "features", "head"],
-                                                          sort=False):
-            per_seed = [labels_to(curve, target) for _, curve in part.groupby("seed")]
-            rows.append({"method": f"{strategy} b={BATCH} ({name}, {head})", "target": target,
-                         "n_seeds": len(per_seed),
-                         **{f"q{q}": quantile(per_seed, q / 100) for q in (25, 50, 75)},
-                         "reached": float(np.mean(np.isfinite(per_seed))),
-                         "paper_q25": np.nan, "paper_q50": np.nan, "paper_q75": np.nan})
-    table = pd.DataFrame(rows)
+    table = labels_to_target(frame, TARGETS)
     table.to_csv(Path(out) / "labels_to_target.csv", index=False)
     print(table.to_string(index=False))
 
