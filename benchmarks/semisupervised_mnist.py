@@ -61,7 +61,7 @@ def run_seed(seed, args):
     print(f"seed {seed}: pretraining {seconds:.0f} s", flush=True)
     features = {"raw": (X_pool, X_test), "contrastive": (unit_rows(Z_pool), unit_rows(Z_test))}
     rows = []
-    for strategy, name in RUNS:
+    for strategy, name in args.runs:
         start = time.perf_counter()
         F_pool, F_test = features[name]
         for row in run(strategy, F_pool, y_pool, F_test, y_test, seed, budget=args.budget):
@@ -89,6 +89,9 @@ def main():
     parser.add_argument("--device", default="auto")
     parser.add_argument("--out", default="docs/results/semisupervised_mnist")
     parser.add_argument("--cache", default="/tmp/skal_mnist_encoders")
+    parser.add_argument("--runs", nargs="+", type=lambda text: tuple(text.split(":")),
+                        default=RUNS, help="STRATEGY:FEATURES pairs, e.g. "
+                        "'random:raw' 'TypiClust:contrastive' (default: all five)")
     parser.add_argument("--report", action="store_true", help="only rebuild the table")
     args = parser.parse_args()
     Path(args.out).mkdir(parents=True, exist_ok=True)
