@@ -226,6 +226,18 @@ def plot(summary, path, n_seeds):
     fig.savefig(path, dpi=110)
 
 
+def run_seeds(seeds, out, run_one):
+    """``run_one(seed)`` for every seed whose ``OUT/seed<k>.csv`` is not written yet."""
+    warnings.simplefilter("ignore", ConvergenceWarning)
+    for seed in seeds:
+        if (Path(out) / f"seed{seed}.csv").exists():
+            print(f"seed {seed}: done already")
+            continue
+        start = time.perf_counter()
+        run_one(seed)
+        print(f"seed {seed}: {time.perf_counter() - start:.0f} s", flush=True)
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
@@ -235,14 +247,7 @@ def main():
     args = parser.parse_args()
     Path(args.out).mkdir(parents=True, exist_ok=True)
     if not args.report:
-        warnings.simplefilter("ignore", ConvergenceWarning)
-        for seed in args.seeds:
-            if (Path(args.out) / f"seed{seed}.csv").exists():
-                print(f"seed {seed}: done already")
-                continue
-            start = time.perf_counter()
-            run_seed(seed, args.out, args.cache)
-            print(f"seed {seed}: {time.perf_counter() - start:.0f} s", flush=True)
+        run_seeds(args.seeds, args.out, lambda seed: run_seed(seed, args.out, args.cache))
     report(args.out)
 
 

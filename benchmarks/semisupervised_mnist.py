@@ -22,12 +22,17 @@ accuracy, quartiles over seeds, ``inf`` when a seed never gets there)::
 import argparse
 import functools
 import time
-import warnings
 from pathlib import Path
 
 import pandas as pd
-from semisupervised_digits import RUNS, embeddings, labels_to_target, run, unit_rows
-from sklearn.exceptions import ConvergenceWarning
+from semisupervised_digits import (
+    RUNS,
+    embeddings,
+    labels_to_target,
+    run,
+    run_seeds,
+    unit_rows,
+)
 from sklearn.model_selection import train_test_split
 
 TARGETS = (0.90, 0.95)
@@ -96,14 +101,7 @@ def main():
     args = parser.parse_args()
     Path(args.out).mkdir(parents=True, exist_ok=True)
     if not args.report:
-        warnings.simplefilter("ignore", ConvergenceWarning)
-        for seed in args.seeds:
-            if (Path(args.out) / f"seed{seed}.csv").exists():
-                print(f"seed {seed}: done already")
-                continue
-            start = time.perf_counter()
-            run_seed(seed, args)
-            print(f"seed {seed}: {time.perf_counter() - start:.0f} s", flush=True)
+        run_seeds(args.seeds, args.out, lambda seed: run_seed(seed, args))
     report(args.out)
 
 
