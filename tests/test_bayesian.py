@@ -385,3 +385,79 @@ def test_batchbald_prefilter_gives_the_greedy_over_every_row(n_samples, seed, mo
     np.testing.assert_allclose(gains, full_gains, rtol=1e-6)
     if n_samples == 3:  # few samples: the gains fall fast, the pool is scored again
         assert len(scorings) > 1
+
+
+# ------------------------------------------------------------------ lazy engine: bounds and picks
+@settings(max_examples=8, deadline=None)
+@given(
+    n_samples=st.integers(3, 12),
+    n_pool=st.integers(20, 60),
+    n_classes=st.integers(2, 40),
+    batch_size=st.integers(2, 10),
+    n_joint=st.sampled_from([300, 1000]),
+    seed=st.integers(0, 2**16),
+    scale=st.sampled_from([0.5, 1.5, 3.0]),
+)
+def test_lazy_greedy_matches_full_greedy_on_random_posteriors(
+    n_samples, n_pool, n_classes, batch_size, n_joint, seed, scale
+):
+    # Many classes and long batches leave the exact range early, so the nested grouping
+    # levels bound most steps; the lazy walk must still pick what scoring everyone picks.
+    # (Sampled gains need not shrink from step to step: reusing the last step's values as
+    # bounds there failed this test.)
+    samples = random_samples(n_samples, n_pool, n_classes, seed, scale=scale)
+    runs = [
+        greedy_batchbald(samples, batch_size, n_joint_samples=n_joint, random_state=seed,
+                         dtype="float64", lazy=lazy)
+        for lazy in (True, False)
+    ]
+    assert runs[0][0].tolist() == runs[1][0].tolist()
+    np.testing.assert_allclose(runs[0][1], runs[1][1], atol=1e-9)
+
+
+def test_lazy_greedy_many_classes_large_batch_matches_full_greedy_float32():
+    # The default float32 path with every grouping level (64, 512 and 1,536 groups of
+    # 4,000 sampled configurations) over 26 classes and a batch of 12.
+    samples = random_samples(n_samples=12, n_pool=160, n_classes=26, seed=11, scale=1.0)
+    lazy = greedy_batchbald(samples, 12, n_joint_samples=4000, random_state=1)
+    full = greedy_batchbald(samples, 12, n_joint_samples=4000, random_state=1, lazy=False)
+    assert lazy[0].tolist() == full[0].tolist()
+    np.testing.assert_allclose(lazy[1], full[1], rtol=1e-5, atol=1e-7)
+
+
+def test_every_grouping_level_bounds_every_gain():
+    # Concavity of entropy: pooling configurations can only raise H(y_n | y_A).
+    from skal.strategies import _bayesian
+
+    rng = np.random.RandomState(0)
+    samples = random_samples(n_samples=10, n_pool=40, n_classes=6, seed=2)
+    n_configs = 3000
+    log_lik = rng.standard_normal((n_configs, 10)) * 3
+    posterior, _ = _bayesian._softmax_rows(log_lik)
+    weights = rng.random_sample(n_configs)
+    weights /= weights.sum()
+    backend = _bayesian._NumpyBackend("float64")
+    candidates = np.arange(40)
+    exact = backend.conditional_entropy(posterior, weights, samples, candidates)
+    levels = _bayesian._bound_levels(posterior, weights, np.random.RandomState(1))
+    assert all(len(w) <= g for (_, w), g in zip(levels, (64, 512, 1536), strict=True))
+    for group_posterior, group_weights in levels:
+        np.testing.assert_allclose(group_weights.sum(), 1.0)
+        np.testing.assert_allclose(group_posterior.sum(axis=1), 1.0)
+        bound = backend.conditional_entropy(group_posterior, group_weights, samples, candidates)
+        assert (bound >= exact - 1e-12).all()
+
+
+def test_group_sums_and_splits():
+    from skal.strategies import _bayesian
+
+    rng = np.random.RandomState(0)
+    values = rng.standard_normal((500, 7)).astype(np.float32)
+    labels = rng.randint(0, 20, size=500)
+    expected = np.zeros((23, 7), dtype=np.float32)
+    np.add.at(expected, labels, values)
+    np.testing.assert_allclose(_bayesian._group_sums(values, labels, 23), expected, rtol=1e-5)
+    # Splitting refines: every finer group lies inside one group of the coarser level.
+    finer = _bayesian._split_groups(values, labels, 20, 4, rng)
+    np.testing.assert_array_equal(finer // 4, labels)
+    assert np.unique(finer).size > 20

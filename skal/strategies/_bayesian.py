@@ -601,10 +601,18 @@ def _greedy_step(
     of bound; each block is first bounded again cheaply through grouped configurations, and
     only those whose bound still beats the best gain found so far are scored exactly. The walk
     stops once the next bound cannot beat it, so the pick is the one full greedy would make.
+
+    Sampled gains are estimates that need not shrink from one step to the next (a new label
+    is drawn for every configuration), so there the last step's values bound nothing: every
+    candidate is bounded afresh by all configurations pooled into one group.
     """
     posterior64, weights64 = configurations.weights()
     n_configs = posterior64.shape[0]
     posterior, config_weights = backend.weights(posterior64, weights64)
+    if lazy and not configurations.exact:
+        left = np.flatnonzero(bounds > -np.inf)
+        pooled = (weights64 @ posterior64)[None, :]
+        bounds[left] = exact_gains(*backend.weights(pooled, np.ones(1)), left, 1)
     # Grouping levels: a coarse one bounds every visited candidate at a few percent of the
     # exact cost, finer ones re-bound the survivors, and the rest are scored exactly.
     levels = _bound_levels(posterior64, weights64, group_rng) if lazy else []
