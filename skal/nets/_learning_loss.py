@@ -217,7 +217,9 @@ class LearningLossClassifier(NetClassifier):
         ``module.named_modules()``, e.g. ``["features.3", "features.7"]``). ``None`` taps
         the output of every ``torch.nn.ReLU`` module: each hidden layer of
         :class:`~skal.nets.MLP`, the two convolutional blocks and the 128-unit layer of
-        :class:`~skal.nets.MNISTConvNet`. A network without ReLU modules needs names.
+        :class:`~skal.nets.MNISTConvNet`. A network without ReLU modules needs names. A
+        module called more than once per forward pass (one ReLU reused after every layer)
+        is tapped at its last call: name the layers themselves then.
     loss_hidden_units : int, default=128
         Width of the fully connected layer of each tap.
     loss_margin : float, default=1.0
