@@ -113,8 +113,9 @@ def digits_runs(out, seeds, methods, experiment="digits", gan_epochs=100):
                 start = time.perf_counter()
                 gan = PoolGAN(max_epochs=gan_epochs, random_state=seed).fit(X_pool)
                 gan_seconds = time.perf_counter() - start
-                if seed == seeds[0] and experiment == "digits":
-                    save_sample_grid(gan, X_pool, y_pool, initial, out, seed)
+                if seed == seeds[0]:
+                    save_sample_grid(gan, X_pool, y_pool, initial, seed,
+                                     f"synthesis_{experiment}_samples.png")
             curve, seconds = run_loop(method, X_pool, y_pool, X_test, y_test, initial, 200,
                                       seed, gan)
             record = {"experiment": experiment, "method": method, "seed": seed,
@@ -164,7 +165,7 @@ def reverse_runs(out, seeds, methods, mnist):
                          "curve": curve, "query_seconds": seconds})
 
 
-def save_sample_grid(gan, X_pool, y_pool, initial, out, seed):
+def save_sample_grid(gan, X_pool, y_pool, initial, seed, name):
     """PNG: pool rows, random generator samples and GAAL's synthesised rows (8x8 digits)."""
     import matplotlib
 
@@ -187,7 +188,7 @@ def save_sample_grid(gan, X_pool, y_pool, initial, out, seed):
         axes[r, 0].set_ylabel(title, rotation=0, ha="right", va="center", fontsize=8)
     figure.tight_layout()
     target = Path(__file__).resolve().parent.parent / "docs" / "_static"
-    figure.savefig(target / "synthesis_digits_samples.png", dpi=90)
+    figure.savefig(target / name, dpi=90)
     plt.close(figure)
 
 
@@ -247,15 +248,19 @@ def plot(out):
     import matplotlib.pyplot as plt
 
     present = [e for e in EXPERIMENTS if (out / e).is_dir()]
-    figure, axes = plt.subplots(1, len(present), figsize=(5 * len(present), 3.8),
-                                squeeze=False)
-    for ax, experiment in zip(axes[0], present, strict=True):
+    n_rows = -(-len(present) // 2)
+    figure, axes = plt.subplots(n_rows, 2, figsize=(10, 3.8 * n_rows), squeeze=False)
+    for ax in axes.ravel()[len(present):]:
+        ax.set_visible(False)
+    colors = {"random": "tab:gray", "margin": "tab:orange", "clue": "tab:blue",
+              "asal": "tab:green", "gaal": "tab:red"}
+    for ax, experiment in zip(axes.ravel(), present, strict=False):
         records = [json.loads(p.read_text()) for p in sorted((out / experiment).glob("*.json"))]
         for method in sorted({r["method"] for r in records}):
             mine = [r for r in records if r["method"] == method]
             labels = [n for n, _ in mine[0]["curve"]]
             mean = np.array([[a for _, a in r["curve"]] for r in mine]).mean(axis=0)
-            ax.plot(labels, mean, label=method)
+            ax.plot(labels, mean, label=method, color=colors.get(method))
         ax.set_title(EXPERIMENTS[experiment])
         ax.set_xlabel("labels" if experiment.startswith("digits") else "target labels")
         ax.set_ylabel("test accuracy")
