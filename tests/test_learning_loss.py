@@ -292,3 +292,23 @@ def test_candidate_fraction_ranks_a_random_part_of_the_pool_the_same_on_dask():
     np.testing.assert_array_equal(on_dask, picks)
     with pytest.raises(ValueError, match="candidate_fraction"):
         LearningLoss(candidate_fraction=0.0)(learner, pool, 2)
+
+
+@pytest.mark.slow
+def test_the_mnist_cnn_on_mnist_images_end_to_end():
+    import os
+    from pathlib import Path
+
+    from skal.datasets import load_mnist_idx
+
+    folder = Path(os.environ.get("SKAL_MNIST_DIR", "/work/shared/data/mnist"))
+    if not any(folder.glob("t10k-images-idx3-ubyte*")):
+        pytest.skip(f"no MNIST t10k files in {folder}")
+    X, y = load_mnist_idx(folder)
+    X, y = X[:400], y[:400]
+    net = LearningLossClassifier(MNISTConvNet, max_epochs=3, random_state=0)
+    learner = ActiveLearner(net, LearningLoss(random_state=0),
+                            initial_strategy=RandomSampling(random_state=0), n_initial=50,
+                            batch_size=25, budget=100, random_state=0).fit(X, y)
+    assert learner.n_labels_ == 100
+    assert learner.estimator_.loss_layers_ == ["features.3", "features.7", "features.11"]

@@ -177,3 +177,27 @@ def test_the_conv_vae_takes_28x28_images_only():
         strategy.labeled_probability(rng.rand(5, 64), rng.rand(5, 64))
     with pytest.raises(ValueError, match="architecture"):
         VAAL(architecture="resnet")(learner, X[10:], 2)
+
+
+@pytest.mark.slow
+def test_the_conv_vae_on_mnist_images_end_to_end():
+    import os
+    from pathlib import Path
+
+    from skal.datasets import load_mnist_idx
+
+    folder = Path(os.environ.get("SKAL_MNIST_DIR", "/work/shared/data/mnist"))
+    if not any(folder.glob("t10k-images-idx3-ubyte*")):
+        pytest.skip(f"no MNIST t10k files in {folder}")
+    X, y = load_mnist_idx(folder)
+    X, y = X[:600], y[:600]
+    # labelled: only zeros and ones; the pool: every digit. VAAL should ask for other digits.
+    labelled = np.flatnonzero(y <= 1)[:60]
+    y_partial = np.full(len(y), -1)
+    y_partial[labelled] = y[labelled]
+    strategy = VAAL(architecture="conv", latent_dim=8, max_epochs=5, random_state=0)
+    learner = ActiveLearner(LogisticRegression(max_iter=500), strategy).fit(X, y_partial)
+    pool = np.setdiff1d(np.arange(len(y)), labelled)
+    picks = pool[learner.query(X[pool], 20)]
+    share_01 = np.isin(y[pool], [0, 1]).mean()
+    assert np.isin(y[picks], [0, 1]).mean() < share_01
