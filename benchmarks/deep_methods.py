@@ -22,6 +22,11 @@ follows learning loss's picks cycle by cycle (learning_loss_diagnosis.csv).
     nice -n 10 python benchmarks/deep_methods.py --seeds 0 1 2 3 4
     python benchmarks/deep_methods.py --summary
     nice -n 10 python benchmarks/deep_methods.py --diagnose --seeds 0 1
+
+``--data mnist`` runs the same protocol on MNIST's t10k images (``SKAL_MNIST_DIR``, default
+../shared/data/mnist): per seed a stratified pool of 2,000 and a test set of 2,000 images, the
+same MLP on the flat pixels, VAAL with ``architecture="conv"``; results under
+docs/results/deep_methods/mnist/.
 """
 
 import argparse
@@ -37,7 +42,6 @@ import pandas as pd  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "docs" / "results" / "deep_methods"
-PLOT = RESULTS / "learning_curves.png"
 STRATEGIES = ["random", "coreset", "vaal", "learning_loss", "learning_loss_subset",
               "random_ll"]
 N_INITIAL, BATCH, BUDGET, TARGET = 10, 10, 200, 0.90
@@ -46,7 +50,31 @@ N_INITIAL, BATCH, BUDGET, TARGET = 10, 10, 200, 0.90
 VAAL_PARAMS = {"latent_dim": 32, "hidden_units": (128,), "max_epochs": 10, "batch_size": 64}
 
 
-def make_learner(strategy, seed):
+def split(data, seed):
+    """Pool and test rows of one seed: digits 70/30; MNIST 2,000 + 2,000 of the t10k images."""
+    from sklearn.model_selection import train_test_split
+
+    if data == "mnist":
+        from skal.datasets import load_mnist_idx
+
+        X, y = load_mnist_idx(os.environ.get("SKAL_MNIST_DIR", ROOT.parent / "shared" / "data"
+                                             / "mnist"))
+        return train_test_split(X, y, train_size=2000, test_size=2000, stratify=y,
+                                random_state=seed)
+    from sklearn.datasets import load_digits
+
+    X, y = load_digits(return_X_y=True)
+    X = (X / 16).astype(np.float32)
+    return train_test_split(X, y, test_size=0.3, stratify=y, random_state=seed)
+
+
+def initial_rows(n_pool, seed):
+    labelled = np.zeros(n_pool, dtype=bool)
+    labelled[np.random.RandomState(seed).choice(n_pool, N_INITIAL, replace=False)] = True
+    return labelled
+
+
+def make_learner(strategy, seed, data="digits"):
     from skal import ActiveLearner
     from skal.nets import LearningLossClassifier, NetClassifier
     from skal.strategies import VAAL, CoreSet, LearningLoss, RandomSampling
@@ -57,7 +85,8 @@ def make_learner(strategy, seed):
     estimator, query = {
         "random": (plain, RandomSampling(random_state=seed)),
         "coreset": (plain, CoreSet(random_state=seed)),
-        "vaal": (plain, VAAL(**VAAL_PARAMS, random_state=seed)),
+        "vaal": (plain, VAAL(**VAAL_PARAMS, architecture="conv" if data == "mnist" else "mlp",
+                             random_state=seed)),
         "learning_loss": (joint, LearningLoss(random_state=seed)),
         "learning_loss_subset": (joint, LearningLoss(candidate_fraction=0.2,
                                                      random_state=seed)),
@@ -66,19 +95,13 @@ def make_learner(strategy, seed):
     return ActiveLearner(estimator, query, random_state=seed)
 
 
-def run(strategy, seed):
+def run(strategy, seed, data="digits"):
     import torch
-    from sklearn.datasets import load_digits
-    from sklearn.model_selection import train_test_split
 
     torch.set_num_threads(1)
-    X, y = load_digits(return_X_y=True)
-    X = (X / 16).astype(np.float32)
-    X_pool, X_test, y_pool, y_test = train_test_split(X, y, test_size=0.3, stratify=y,
-                                                      random_state=seed)
-    labelled = np.zeros(len(y_pool), dtype=bool)
-    labelled[np.random.RandomState(seed).choice(len(y_pool), N_INITIAL, replace=False)] = True
-    learner = make_learner(strategy, seed)
+    X_pool, X_test, y_pool, y_test = split(data, seed)
+    labelled = initial_rows(len(y_pool), seed)
+    learner = make_learner(strategy, seed, data)
     rows = []
     while True:
         start = time.perf_counter()
@@ -102,15 +125,10 @@ def diagnose(seed, budget=120):
     true loss on the pool (Spearman), and how many of the 10 picks fall in each class."""
     import torch
     from scipy.stats import spearmanr
-    from sklearn.datasets import load_digits
-    from sklearn.model_selection import train_test_split
 
     torch.set_num_threads(1)
-    X, y = load_digits(return_X_y=True)
-    X = (X / 16).astype(np.float32)
-    X_pool, _, y_pool, _ = train_test_split(X, y, test_size=0.3, stratify=y, random_state=seed)
-    labelled = np.zeros(len(y_pool), dtype=bool)
-    labelled[np.random.RandomState(seed).choice(len(y_pool), N_INITIAL, replace=False)] = True
+    X_pool, _, y_pool, _ = split("digits", seed)
+    labelled = initial_rows(len(y_pool), seed)
     learner = make_learner("learning_loss", seed)
     rows = []
     while labelled.sum() < budget:
@@ -134,10 +152,10 @@ def labels_to(curve, target):
     return float(reached.iloc[0]) if len(reached) else np.nan
 
 
-def summary():
+def summary(results=RESULTS, title="digits, MLP, batch 10"):
     frames = [pd.read_csv(path).assign(strategy=path.stem.rsplit("_seed", 1)[0],
                                        seed=int(path.stem.rsplit("_seed", 1)[1]))
-              for path in sorted(RESULTS.glob("*_seed*.csv"))]
+              for path in sorted(results.glob("*_seed*.csv"))]
     data = pd.concat(frames, ignore_index=True)
     table = []
     random_acc = data[data["strategy"] == "random"].groupby("seed")["accuracy"].mean()
@@ -163,10 +181,10 @@ def summary():
         })
     table = pd.DataFrame(table).set_index("strategy")
     table = table.loc[[s for s in STRATEGIES if s in table.index]]
-    table.to_csv(RESULTS / "summary.csv", float_format="%.4f")
+    table.to_csv(results / "summary.csv", float_format="%.4f")
     print(table.to_string(float_format=lambda v: f"{v:.3f}"))
-    (RESULTS / "table.rst").write_text(rst_table(table), encoding="utf-8")
-    plot(data)
+    (results / "table.rst").write_text(rst_table(table), encoding="utf-8")
+    plot(data, results / "learning_curves.png", title)
 
 
 def rst_table(table):
@@ -186,7 +204,7 @@ def rst_table(table):
     return "\n".join(lines) + "\n"
 
 
-def plot(data):
+def plot(data, path, title):
     import matplotlib
 
     matplotlib.use("Agg")
@@ -204,37 +222,40 @@ def plot(data):
     ax.axhline(TARGET, color="grey", lw=0.8, ls="--")
     ax.set_xlabel("labels")
     ax.set_ylabel("test accuracy (mean of seeds, ±1 SE)")
-    ax.set_title("digits, MLP, batch 10")
+    ax.set_title(title)
     ax.legend()
     fig.tight_layout()
-    PLOT.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(PLOT, dpi=110)
+    fig.savefig(path, dpi=110)
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
     parser.add_argument("--strategies", nargs="+", default=STRATEGIES, choices=STRATEGIES)
+    parser.add_argument("--data", choices=["digits", "mnist"], default="digits")
     parser.add_argument("--summary", action="store_true")
     parser.add_argument("--diagnose", action="store_true",
                         help="learning loss's picks per cycle (learning_loss_diagnosis.csv)")
     args = parser.parse_args()
+    results = RESULTS / "mnist" if args.data == "mnist" else RESULTS
     if args.summary:
-        summary()
+        title = ("MNIST (t10k, 2,000-image pool), MLP, batch 10" if args.data == "mnist"
+                 else "digits, MLP, batch 10")
+        summary(results, title)
         return
     if args.diagnose:
         table = pd.concat([diagnose(seed) for seed in args.seeds], ignore_index=True)
         table.to_csv(RESULTS / "learning_loss_diagnosis.csv", index=False, float_format="%.3f")
         print(table.to_string())
         return
-    RESULTS.mkdir(parents=True, exist_ok=True)
+    results.mkdir(parents=True, exist_ok=True)
     for seed in args.seeds:
         for strategy in args.strategies:
-            path = RESULTS / f"{strategy}_seed{seed}.csv"
+            path = results / f"{strategy}_seed{seed}.csv"
             if path.exists():
                 continue
             start = time.perf_counter()
-            curve = run(strategy, seed)
+            curve = run(strategy, seed, args.data)
             curve.to_csv(path, index=False, float_format="%.5f")
             print(f"{strategy} seed {seed}: final accuracy {curve['accuracy'].iloc[-1]:.3f}, "
                   f"{time.perf_counter() - start:.0f} s", flush=True)
