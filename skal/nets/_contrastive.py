@@ -273,6 +273,8 @@ class ContrastiveEncoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Base
     loss_curve_ : list of float
         Mean NT-Xent loss of every epoch.
     image_shape_ : tuple of int
+    n_components_ : int
+        Width of the embedding.
     n_features_in_ : int
 
     Examples
@@ -439,7 +441,7 @@ class ContrastiveEncoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Base
 
         Returns
         -------
-        embedding : ndarray of shape (n_samples, n_components_), float32
+        embedding : ndarray of shape (n_samples, n_components), float32
         """
         check_is_fitted(self)
         X = validate_data(self, X, dtype=np.float32, allow_nd=True, reset=False)
