@@ -10,7 +10,9 @@ importable; install them in a separate environment, never into skal's:
     /tmp/anchors/bin/python benchmarks/bench_batchbald.py
 
 Options: ``--repeats R`` (skal runs per configuration, median reported), ``--anchor-repeats``,
-``--threads T`` (default 2), ``--no-anchors``, ``--quick`` (the first configuration only).
+``--threads T`` (default 2), ``--no-anchors``, ``--quick`` (the first configuration only),
+``--large`` (issue 11's cases: N=16,000 K=20 C=26 batch 20 and N=50,000 K=20 C=10 batch 10;
+skal's time is also printed in units of one float32 2000x2000 matrix product).
 Figures are recorded in docs/benchmarks/batchbald.rst.
 """
 
@@ -27,6 +29,8 @@ _parser.add_argument("--anchor-repeats", type=int, default=1)
 _parser.add_argument("--threads", type=int, default=2)
 _parser.add_argument("--no-anchors", action="store_true")
 _parser.add_argument("--quick", action="store_true")
+_parser.add_argument("--large", action="store_true",
+                     help="issue 11's many-class and large-pool cases instead")
 _parser.add_argument("--dtype", default="float32")
 ARGS = _parser.parse_args()
 for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
@@ -42,6 +46,11 @@ CONFIGS = [
     (2_000, 20, 10, 10, 1_000),
     (10_000, 20, 10, 10, 1_000),
     (2_000, 100, 10, 10, 10_000),
+]
+# Issue 11: many classes and a long batch, and a large pool.
+LARGE_CONFIGS = [
+    (16_000, 20, 26, 20, 10_000),
+    (50_000, 20, 10, 10, 10_000),
 ]
 
 
@@ -104,8 +113,15 @@ def anchors():
     return found
 
 
+def matmul_unit(repeats=7):
+    """Median seconds of one float32 2000x2000 matrix product: the unit of issue 11."""
+    a = np.random.default_rng(0).standard_normal((2000, 2000)).astype(np.float32)
+    return timed(lambda: a @ a, repeats)[0]
+
+
 def main():
-    configs = CONFIGS[:1] if ARGS.quick else CONFIGS
+    configs = LARGE_CONFIGS if ARGS.large else CONFIGS
+    configs = configs[:1] if ARGS.quick else configs
     print(f"# {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs visible, "
           f"{ARGS.threads} threads, numpy {np.__version__}, dtype {ARGS.dtype}")
     others = anchors()
@@ -118,7 +134,9 @@ def main():
         skal_s, (picked, gains) = timed(
             partial(strategy.select, learner, X_pool, batch_size), ARGS.repeats
         )
-        print(f"  skal BatchBALD                 {skal_s:8.3f} s   gains {np.round(gains, 3)}")
+        unit = matmul_unit()
+        print(f"  skal BatchBALD                 {skal_s:8.3f} s   {skal_s / unit:6.1f} units of a "
+              f"2000x2000 float32 product ({unit:.3f} s)   gains {np.round(gains, 3)}")
         full_s, (full_picked, _) = timed(
             partial(
                 greedy_batchbald, proba_K_N_C, batch_size, n_joint_samples=n_joint,

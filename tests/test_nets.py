@@ -625,3 +625,52 @@ def test_validation_split_scoring_works():
     valid = predefined_split(Dataset(X[1000:1100], y[1000:1100]))
     net = NetClassifier(max_epochs=2, train_split=valid, random_state=0).fit(X[:150], y[:150])
     assert 0.0 <= net.history[-1, "valid_acc"] <= 1.0
+
+
+# ---------------------------------------------------------------------- training batches
+def _weights(net):
+    return [p.detach().clone() for p in net.module_.parameters()]
+
+
+@pytest.mark.parametrize("with_validation", [False, True])
+def test_tensor_batches_train_the_same_weights_as_the_data_loader(blobs, with_validation):
+    # Batches cut from whole tensors must be the DataLoader's batches, in its order, with
+    # the same draws from torch's generator (dropout masks follow them), epoch after epoch.
+    from skorch.dataset import ValidSplit
+
+    X, y = blobs
+    params = dict(module__dropout=0.5, max_epochs=4, batch_size=16)
+    if with_validation:
+        params["train_split"] = ValidSplit(4, stratified=False)
+    fast, slow = tiny_net(**params), tiny_net(**params)
+    slow._fast_batches = False
+    fast.fit(X, y)
+    slow.fit(X, y)
+    for a, b in zip(_weights(fast), _weights(slow), strict=True):
+        assert torch.equal(a, b)
+    assert fast.history[:, "train_loss"] == slow.history[:, "train_loss"]
+    if with_validation:
+        assert fast.history[:, "valid_loss"] == slow.history[:, "valid_loss"]
+
+
+def test_tensor_batches_only_for_plain_in_memory_loaders(blobs):
+    from skorch.dataset import Dataset
+
+    from skal.nets._base import _TensorBatches
+
+    X, y = blobs
+    net = tiny_net(max_epochs=1).fit(X, y)
+    batches = net.get_iterator(Dataset(X, y), training=True)
+    assert isinstance(batches, _TensorBatches) and len(batches) == 4
+    assert sum(len(xb) for xb, _ in batches) == len(X)
+
+    class Shifted(Dataset):
+        def transform(self, X, y):
+            return X + 1, y
+
+    assert not isinstance(net.get_iterator(Shifted(X, y), training=True), _TensorBatches)
+    workers = tiny_net(iterator_train__num_workers=1)
+    assert not isinstance(workers.get_iterator(Dataset(X, y), training=True), _TensorBatches)
+    read_only = X.copy()
+    read_only.flags.writeable = False
+    assert not isinstance(net.get_iterator(Dataset(read_only, y), training=True), _TensorBatches)

@@ -58,6 +58,8 @@ class NetMixin:
     virtual_params_ = MappingProxyType({})
     # False makes MC-dropout sampling run the whole network once per pass (benchmarks, tests).
     _mc_shared_prefix = True
+    # False makes training and validation batches go through torch's DataLoader row by row.
+    _fast_batches = True
     _target_validation = MappingProxyType({})
 
     def __init__(self, module, *, n_samples, inference_batch_size, random_state, **skorch_params):
@@ -198,6 +200,18 @@ class NetMixin:
             NeuralNet.partial_fit(self, X, y, **fit_params)
         return self
 
+    def get_iterator(self, dataset, training=False):
+        """skorch's batches, cut from whole tensors when the data are arrays in memory.
+
+        A plain ``DataLoader`` over skorch's ``Dataset`` fetches every row in Python and
+        stacks the rows again; on the small labelled sets of active learning that is much of
+        the cost of an epoch. The batches, their order and the draws from torch's random
+        generator are the same either way, so a seed trains the same weights.
+        """
+        loader = super().get_iterator(dataset, training=training)
+        tensors = _in_memory_tensors(loader) if self._fast_batches else None
+        return loader if tensors is None else _TensorBatches(loader, *tensors)
+
     def initialize(self):
         with self._device_resolved():
             return super().initialize()
@@ -319,6 +333,61 @@ class NetMixin:
             embed, capture = _last_linear_input(self.module_)
         with self._evaluating(), capture:
             return self._map_batches(X, lambda xb: embed(xb).flatten(1), "embeddings")
+
+
+def _in_memory_tensors(loader):
+    """``(X, y)`` as whole tensors when ``loader`` only collates rows of in-memory arrays.
+
+    None for anything else (workers, a custom collate function or sampler-less loader, a
+    Dataset subclass, dicts, data frames, sparse or read-only arrays), which keeps torch's
+    DataLoader.
+    """
+    from skorch.dataset import Dataset
+
+    if (
+        type(loader) is not torch.utils.data.DataLoader
+        or type(loader.dataset) is not Dataset
+        or loader.num_workers != 0
+        or loader.pin_memory
+        or loader.batch_sampler is None
+        or loader.collate_fn is not torch.utils.data.default_collate
+    ):
+        return None
+    tensors = []
+    for data in (loader.dataset.X, loader.dataset.y):
+        if data is None and tensors:
+            tensors.append(None)
+        elif isinstance(data, torch.Tensor):
+            tensors.append(data)
+        elif isinstance(data, np.ndarray) and data.dtype != object and data.flags.writeable:
+            tensors.append(torch.from_numpy(data))
+        else:
+            return None
+    return tensors
+
+
+class _TensorBatches:
+    """A DataLoader's batches cut from whole tensors: same batches, order and random draws.
+
+    Iterating a DataLoader draws a base seed from torch's generator before its sampler runs;
+    this does the same, then takes each batch of indices the sampler gives by indexing.
+    """
+
+    def __init__(self, loader, X, y):
+        self.loader = loader
+        self.dataset = loader.dataset
+        self.X, self.y = X, y
+
+    def __len__(self):
+        return len(self.loader)
+
+    def __iter__(self):
+        torch.empty((), dtype=torch.int64).random_(generator=self.loader.generator)
+        for indices in self.loader.batch_sampler:
+            index = torch.as_tensor(indices, dtype=torch.int64)
+            # skorch's Dataset stands in torch.Tensor([0]) for every row of a missing y.
+            y = torch.zeros(len(indices), 1) if self.y is None else self.y[index]
+            yield self.X[index], y
 
 
 def _last_linear_input(module):
