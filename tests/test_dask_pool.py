@@ -339,7 +339,8 @@ def test_typiclust_on_blocks_repeats_and_finds_the_in_memory_rows_of_clear_clust
     np.testing.assert_allclose(sorted(runs[0][1]), sorted(expected[1]))
 
 
-@pytest.mark.parametrize("where", WHERE)
+@pytest.mark.slow
+@pytest.mark.parametrize("where", ["threads", "cluster"])
 def test_typiclust_on_blocks_with_labelled_rows(on, where):
     learner = _fitted("TypiClust")
     with on():
