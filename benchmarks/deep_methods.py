@@ -196,12 +196,16 @@ def rst_table(table):
              "     - fit s per cycle (median)", "     - query s per cycle (median)"]
     for strategy, row in table.iterrows():
         lines += [f"   * - ``{strategy}``", f"     - {row['seeds']}",
-                  f"     - {row['mean_accuracy']:.3f} ± {row['mean_accuracy_se']:.3f}",
-                  f"     - {row['minus_random']:+.3f} ± {row['minus_random_se']:.3f}",
+                  f"     - {row['mean_accuracy']:.3f}{_se(row['mean_accuracy_se'])}",
+                  f"     - {row['minus_random']:+.3f}{_se(row['minus_random_se'])}",
                   f"     - {row['final_accuracy']:.3f}", f"     - {row['labels_to_90_per_seed']}",
                   f"     - {row['fit_seconds_median']:.2f}",
                   f"     - {row['query_seconds_median']:.3f}"]
     return "\n".join(lines) + "\n"
+
+
+def _se(value):
+    return " (one seed)" if np.isnan(value) else f" ± {value:.3f}"
 
 
 def plot(data, path, title):
