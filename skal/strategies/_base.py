@@ -9,10 +9,11 @@
    the pool in bounded-memory chunks (optionally in parallel) and takes the top ``batch_size``.
 4. A strategy asks the learner only for ``predict_proba``, ``decision_function``,
    ``predict_proba_samples``, ``predict``, ``transform``, ``X_labeled_``/``y_labeled_``,
-   ``label_costs`` or, of regressors, ``predict(X, return_std=True)`` (a predictive std)
-   and ``predict_samples``; a missing one is a ``TypeError`` raised at query time that names it,
-   an unfitted model (a cold start) a ``NotFittedError``, NaN or infinite predictions a
-   ``ValueError``. Embeddings come from ``embed``.
+   ``label_costs``, ``predict_loss`` (a loss-prediction module's output) or, of
+   regressors, ``predict(X, return_std=True)`` (a predictive std) and ``predict_samples``;
+   a missing one is a ``TypeError`` raised at query time that names it, an unfitted model
+   (a cold start) a ``NotFittedError``, NaN or infinite predictions a ``ValueError``.
+   Embeddings come from ``embed``.
 5. Randomness (tie-breaks, random draws) comes from the strategy's ``random_state``. An int
    seeds each query afresh from ``(random_state, query number)``: successive queries draw
    independently, and a clone (the learner clones its strategies at every ``fit``) replays
@@ -61,6 +62,7 @@ _CAPABILITY_HINTS = {
     "predict_samples": "posterior samples of a regressor: use CommitteeRegressor, or a "
     "skal.nets.NetRegressor with dropout",
     "predict": "a fitted estimator with predict",
+    "predict_loss": "a network with a loss-prediction module: skal.nets.LearningLossClassifier",
     "label_costs": "a skal learner (label costs from its label_cost parameter); or give the "
     "strategy a label_cost of its own",
 }
