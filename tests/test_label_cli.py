@@ -52,6 +52,7 @@ def journal_answers(path):
         return {a["sample_id"]: a for a in journal.answers()}
 
 
+@pytest.mark.slow  # a whole terminal session in a pseudo-terminal, twice
 def test_label_skip_undo_quit_and_resume(tmp_path, pool_csv):
     journal = tmp_path / "j.sqlite"
     child = spawn(pool_csv, "--journal", journal, "--classes", "cat,dog", "--seed", "0",
@@ -126,6 +127,7 @@ def test_sigkill_of_the_terminal_session_loses_no_acknowledged_label(tmp_path, p
     child.expect(pexpect.EOF)
 
 
+@pytest.mark.slow  # a terminal session in a pseudo-terminal
 def test_a_single_keypress_answers_without_enter(tmp_path, pool_csv):
     journal = tmp_path / "j.sqlite"
     child = spawn(pool_csv, "--journal", journal, "--classes", "cat,dog", "--seed", "0")
@@ -145,6 +147,7 @@ def test_a_single_keypress_answers_without_enter(tmp_path, pool_csv):
     assert answers[first]["label"] == "dog" and answers[second]["skipped"]
 
 
+@pytest.mark.slow  # a terminal session in a pseudo-terminal
 def test_line_mode_waits_for_enter(tmp_path, pool_csv):
     journal = tmp_path / "j.sqlite"
     child = spawn(pool_csv, "--journal", journal, "--classes", "cat,dog", "--line-mode")
@@ -159,6 +162,7 @@ def test_line_mode_waits_for_enter(tmp_path, pool_csv):
     child.expect(pexpect.EOF)
 
 
+@pytest.mark.slow  # a terminal session in a pseudo-terminal
 def test_image_pool_shows_a_text_preview(tmp_path):
     images = np.zeros((12, 8, 8))
     images[:, 2:6, 3:5] = 1.0  # a bright bar in the middle

@@ -150,6 +150,7 @@ _CONCURRENT_CHILD = textwrap.dedent(
 )
 
 
+@pytest.mark.slow  # two labelling processes on one journal, end to end
 def test_two_processes_labelling_one_journal_lose_nothing(tmp_path):
     path = str(tmp_path / "journal.sqlite")
     open_session(path).close()  # create it, so both children see the same journal
@@ -514,6 +515,7 @@ _ROUND_WRITER = textwrap.dedent(
 )
 
 
+@pytest.mark.slow  # two labelling processes on one journal, end to end
 def test_rounds_stay_whole_while_another_process_adds_rounds(tmp_path):
     path = str(tmp_path / "j.sqlite")
     Journal(path).close()
