@@ -13,7 +13,6 @@ from abc import ABCMeta, abstractmethod
 import numpy as np
 from sklearn.base import BaseEstimator, MetaEstimatorMixin, clone
 from sklearn.linear_model import LogisticRegression
-from sklearn.pipeline import Pipeline
 from sklearn.utils import TransformerTags, check_random_state, get_tags
 from sklearn.utils.metaestimators import available_if
 from sklearn.utils.validation import _num_samples, check_is_fitted, validate_data
@@ -30,6 +29,9 @@ from skal.learners._semi import (
     pseudo_labeled_tail,
     rows_not_taught,
     with_unlabeled_rows,
+)
+from skal.learners._semi import (
+    last_step as _last_step,
 )
 from skal.stopping._criteria import first_stop_reason, fresh_criteria
 from skal.strategies._base import (
@@ -109,10 +111,6 @@ def _model_has(attr, through_pipeline=False):
         return all(hasattr(model, attr) for model in models)
 
     return check
-
-
-def _last_step(model):
-    return model[-1] if isinstance(model, Pipeline) else model
 
 
 def _affordable(rows, scores, costs, left):

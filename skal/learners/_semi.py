@@ -14,6 +14,11 @@ from skal._validation import concat_rows, label_kinds
 UNLABELED = -1
 
 
+def last_step(model):
+    """The model itself, or a Pipeline's last step."""
+    return model[-1] if isinstance(model, Pipeline) else model
+
+
 def is_semi_supervised(model):
     """Does ``model`` (or a Pipeline's last step) learn from unlabelled rows marked -1?
 
@@ -21,7 +26,7 @@ def is_semi_supervised(model):
     ``LabelPropagation``, ``LabelSpreading``), and so does any estimator whose class sets
     ``_skal_semi_supervised = True`` (e.g. :class:`skal.semi_supervised.CEAL`).
     """
-    step = model[-1] if isinstance(model, Pipeline) else model
+    step = last_step(model)
     return isinstance(
         step, SelfTrainingClassifier | LabelPropagation | LabelSpreading
     ) or bool(getattr(step, "_skal_semi_supervised", False))
@@ -49,7 +54,7 @@ def with_unlabeled_rows(model, X, y, X_unlabeled, target_kind):
             "'unlabelled' (scikit-learn's convention). Encode the classes as 0..n_classes-1, "
             "e.g. with sklearn.preprocessing.LabelEncoder."
         )
-    step = model[-1] if isinstance(model, Pipeline) else model
+    step = last_step(model)
     if not numbers_only and isinstance(step, LabelPropagation | LabelSpreading):
         raise ValueError(
             f"{type(step).__name__} needs numeric class labels (it is given the unlabelled "
@@ -78,10 +83,12 @@ def rows_not_taught(X_unlabeled, X_new):
     if unlabeled.dtype == object or new.dtype == object:
         return keep
     dtype = np.result_type(unlabeled.dtype, new.dtype)
-    taught = {row.tobytes() for row in np.ascontiguousarray(new, dtype=dtype).reshape(len(new), -1)}
-    flat = np.ascontiguousarray(unlabeled, dtype=dtype).reshape(len(unlabeled), -1)
-    keep[[row.tobytes() in taught for row in flat]] = False
-    return keep
+
+    def as_records(rows):  # one opaque value per row, so rows compare in one np.isin
+        flat = np.ascontiguousarray(rows, dtype=dtype).reshape(len(rows), -1)
+        return flat.view(np.dtype((np.void, flat.shape[1] * flat.itemsize))).ravel()
+
+    return ~np.isin(as_records(unlabeled), as_records(new))
 
 
 def pseudo_labeled_tail(model, n_unlabeled):
@@ -91,7 +98,7 @@ def pseudo_labeled_tail(model, n_unlabeled):
     given label, a positive iteration for a pseudo-label, -1 for none) are asked; for the
     others (label propagation labels every row) it is None.
     """
-    step = model[-1] if isinstance(model, Pipeline) else model
+    step = last_step(model)
     labeled_iter = getattr(step, "labeled_iter_", None)
     if labeled_iter is None or n_unlabeled == 0:
         return None

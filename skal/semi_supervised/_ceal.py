@@ -8,8 +8,9 @@ from sklearn.utils.metaestimators import available_if
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, column_or_1d
 
-from skal._validation import as_row_container, check_same_length
+from skal._validation import as_row_container, check_same_length, missing_mask
 from skal.strategies._base import take_rows
+from skal.strategies._uncertainty import entropy
 
 
 def _estimator_has(attr):
@@ -18,23 +19,6 @@ def _estimator_has(attr):
         return hasattr(model, attr)
 
     return check
-
-
-def _unlabeled_mask(y):
-    """Rows whose label is the number -1 (scikit-learn's mark of an unlabelled row)."""
-    if y.dtype.kind in "biuf":
-        return y == -1
-    if y.dtype == object:
-        return np.array([isinstance(v, numbers.Number) and v == -1 for v in y], dtype=bool)
-    return np.zeros(y.shape[0], dtype=bool)  # strings: no row is unlabelled
-
-
-def predictive_entropy(proba):
-    """Entropy in nats of each row of class probabilities (0 log 0 = 0)."""
-    proba = np.asarray(proba, dtype=np.float64)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        terms = np.where(proba > 0, proba * np.log(proba), 0.0)
-    return -terms.sum(axis=1)
 
 
 class CEAL(ClassifierMixin, MetaEstimatorMixin, BaseEstimator):
@@ -159,7 +143,7 @@ class CEAL(ClassifierMixin, MetaEstimatorMixin, BaseEstimator):
         X = as_row_container(X)
         check_same_length(X, y)
         y = column_or_1d(y, warn=True)
-        unlabeled = _unlabeled_mask(y)
+        unlabeled = missing_mask(y, -1)
         labeled = np.flatnonzero(~unlabeled)
         if labeled.size == 0:
             raise ValueError("y has no labelled rows: every label is -1 (unlabelled).")
@@ -171,7 +155,7 @@ class CEAL(ClassifierMixin, MetaEstimatorMixin, BaseEstimator):
         candidates = np.flatnonzero(unlabeled)
         if candidates.size and self.threshold_ > 0:
             proba = model.predict_proba(take_rows(X, candidates))
-            confident = predictive_entropy(proba) < self.threshold_
+            confident = entropy(proba) < self.threshold_
             pseudo = candidates[confident]
             if pseudo.size:
                 self.transduction_[pseudo] = model.classes_[np.argmax(proba[confident], axis=1)]
