@@ -97,6 +97,9 @@ def test_csv_data_with_label_column(tmp_path, capsys):
         (["--budget", "0"], "--budget must be a positive integer"),
         (["--initial-size", "50", "--budget", "20"], "larger than --budget"),
         (["--config", "missing.toml"], "config file not found"),
+        (["--embedding", "contrastive"], "needs square greyscale images"),
+        (["--embedding", "contrastive", "--model", "mlp"], "drop --embedding"),
+        (["--embedding-epochs", "0"], "--embedding-epochs must be a positive integer"),
     ],
 )
 def test_user_errors_are_one_line(tmp_path, capsys, extra, message):
@@ -105,6 +108,49 @@ def test_user_errors_are_one_line(tmp_path, capsys, extra, message):
     assert status == 2
     assert message in err
     assert err.strip().count("\n") == 0 and "Traceback" not in err
+
+
+@pytest.mark.parametrize("strategy", ["random", "margin"])
+def test_a_single_strategy_runs(tmp_path, capsys, strategy):
+    # one strategy alone: nothing to compare with random, but still a table (was a KeyError)
+    assert main(["run", *SMALL, "--strategies", strategy, "--output", str(tmp_path)]) == 0
+    assert f"\n{strategy} " in capsys.readouterr().out
+
+
+def test_semi_supervised_model_with_typiclust_cold_start(tmp_path, capsys):
+    # The best cheap combination of docs/semisupervised.rst: label spreading (fitted on the
+    # labelled rows and every unlabelled pool row) with TypiClust's cold start.
+    out = tmp_path / "out"
+    status = main(["run", "--model", "label_spreading", "--initial-strategy", "typiclust",
+                   "--strategies", "random", "typiclust", "--budget", "20", "--batch-size",
+                   "10", "--initial-size", "10", "--repeats", "2", "--n-jobs", "1", "--quiet",
+                   "--output", str(out)])
+    assert status == 0, capsys.readouterr().err
+    results = pd.read_csv(out / "results.csv")
+    first = results[results["cycle"] == 0].set_index(["learner", "repeat"])["indices"]
+    # the initial rows are TypiClust's, shared by the strategies of a repeat (paired)
+    assert first["random", 0] == first["typiclust", 0]
+    assert first["random", 1] == first["typiclust", 1]
+    # ten typical rows of ten clusters cover most digits, and spreading their labels over
+    # the pool's kNN graph already gives a useful model (logistic regression on the same
+    # ten labelled rows: about 0.6)
+    initial = results[results["cycle"] == 0]
+    assert initial["score"].min() > 0.7
+    assert "labels to" in capsys.readouterr().out
+
+
+def test_contrastive_embedding_option(tmp_path, capsys):
+    pytest.importorskip("torch")
+    out = tmp_path / "out"
+    status = main(["run", "--embedding", "contrastive", "--embedding-epochs", "1",
+                   "--pool-size", "300", "--model", "label_spreading", "--strategies",
+                   "random", "--budget", "20", "--batch-size", "10", "--initial-size", "10",
+                   "--repeats", "1", "--n-jobs", "1", "--quiet", "--output", str(out)])
+    captured = capsys.readouterr()
+    assert status == 0, captured.err
+    assert "contrastive encoder pretrained on 300 pool images" in captured.out
+    assert 'embedding = "contrastive"' in (out / "config.toml").read_text()
+    assert pd.read_csv(out / "results.csv")["n_labels"].max() == 20
 
 
 def test_missing_label_column_and_bad_config(tmp_path, capsys):

@@ -8,6 +8,7 @@ output folder, so ``skal run --config that/config.toml`` reruns the experiment e
 import argparse
 import ast
 import datetime
+import functools
 import json
 import re
 import sys
@@ -47,13 +48,18 @@ DEFAULTS = {
     "validation_size": 0,
     "patience": 3,
     "epoch_samples": None,
+    # "contrastive": pretrain a self-supervised encoder on the pool images once and run
+    # everything (models, strategies, test set) on its embeddings
+    "embedding": None,
+    "embedding_epochs": 30,
     # a published benchmark run as a whole: "tabular_benchmark" (Lu, Li & Lin; data is the
     # folder of its CSVs, datasets a list of their names or all of them)
     "recipe": None,
     "datasets": None,
 }
 RECIPES = ("tabular_benchmark",)
-INITIAL_STRATEGIES = ("random", "balanced")
+INITIAL_STRATEGIES = ("random", "balanced", "typiclust")
+EMBEDDINGS = ("contrastive",)
 
 # Strategies that need posterior samples from a model that samples itself (MC dropout);
 # the ones a committee can serve are in each task's committee_for.
@@ -170,6 +176,18 @@ def add_arguments(parser):
         "set (default: one pass over it)",
     )
     model.add_argument(
+        "--embedding",
+        choices=EMBEDDINGS,
+        help="contrastive: pretrain a self-supervised (SimCLR) encoder on the pool images "
+        "once, without labels, and run every model and strategy on its embeddings; for "
+        "square greyscale images such as digits and MNIST, needs skal[torch] (default: the "
+        "features as they are)",
+    )
+    model.add_argument(
+        "--embedding-epochs", type=int, metavar="N", help="pretraining epochs of "
+        "--embedding contrastive (default: 30)"
+    )
+    model.add_argument(
         "--list", action="store_true", help="list the strategies, models and data sets, then exit"
     )
     loop = parser.add_argument_group("the active-learning loop")
@@ -189,9 +207,10 @@ def add_arguments(parser):
     loop.add_argument(
         "--initial-strategy",
         choices=INITIAL_STRATEGIES,
-        help="how the initial rows are picked: at random, or balanced, the same number of "
+        help="how the initial rows are picked: at random; balanced, the same number of "
         "each class (--initial-size must be a multiple of the number of classes), as the "
-        "BatchBALD paper does (default: random)",
+        "BatchBALD paper does; or typiclust, the most typical row of each of --initial-size "
+        "clusters of the pool (TypiClust's cold start, no labels needed) (default: random)",
     )
     loop.add_argument(
         "--repeats", type=int, metavar="N", help="runs per strategy, each with its own seed "
@@ -275,7 +294,7 @@ def resolve_options(args):
     registry = strategy_registry()
     options["strategies"] = [canonical_spec(str(spec), registry) for spec in options["strategies"]]
     for key in ("budget", "batch_size", "initial_size", "repeats", "committee_size", "epochs",
-                "mc_samples", "patience"):
+                "mc_samples", "patience", "embedding_epochs"):
         if not isinstance(options[key], int) or isinstance(options[key], bool) or options[key] < 1:
             raise ValueError(f"--{key.replace('_', '-')} must be a positive integer, "
                              f"got {options[key]!r}")
@@ -288,6 +307,13 @@ def resolve_options(args):
     if options["initial_strategy"] not in INITIAL_STRATEGIES:
         raise ValueError(f"--initial-strategy must be one of {', '.join(INITIAL_STRATEGIES)}, "
                          f"got {options['initial_strategy']!r}")
+    if options["embedding"] not in (None, *EMBEDDINGS):
+        raise ValueError(f"--embedding must be one of {', '.join(EMBEDDINGS)}, "
+                         f"got {options['embedding']!r}")
+    if options["embedding"] is not None and options["model"] in NET_MODELS:
+        raise ValueError(f"--embedding {options['embedding']} feeds embeddings to a classical "
+                         f"model; the torch network {options['model']!r} takes the images "
+                         "themselves: drop --embedding or choose a classical --model")
     if options["initial_strategy"] == "balanced" and task.kind != "classification":
         raise ValueError(f"--initial-strategy balanced needs class labels; {options['data']} "
                          f"is a {task.kind} data set")
@@ -686,6 +712,8 @@ def run(args):
     X_pool, X_test, y_pool, y_test, data_name = load_data(options, task)
     n_classes = np.unique(y_pool).size if task.kind == "classification" else None
     X_pool, y_pool, validation = _split_validation(X_pool, y_pool, options)
+    if options["embedding"] == "contrastive":
+        X_pool, X_test = contrastive_embedding(X_pool, X_test, options)
     estimator = make_model(options, X_pool.shape[1], n_classes, validation, task)
     learners = make_learners(options, estimator, task)
     initial_strategy = _initial_strategy(options, y_pool)
@@ -752,7 +780,50 @@ def _split_validation(X_pool, y_pool, options):
     return X_pool[kept], y_pool[kept], (classes, X_pool[held], y_pool[held])
 
 
+def contrastive_embedding(X_pool, X_test, options):
+    """Pool and test rows embedded by a SimCLR encoder pretrained on the pool (no labels).
+
+    The images are scaled to ``[0, 1]`` by the pool's largest value; the embeddings are
+    scaled to unit length, so that Euclidean distances are cosine distances.
+    """
+    import time
+
+    n_features = X_pool.shape[1]
+    side = int(round(np.sqrt(n_features)))
+    if side * side != n_features or side < 8:
+        raise ValueError(f"--embedding contrastive needs square greyscale images (64 features "
+                         f"for 8x8 digits, 784 for 28x28 MNIST); {options['data']} has "
+                         f"{n_features} features per row")
+    try:
+        from skal.nets import ContrastiveEncoder, ConvEncoder
+    except ImportError as exc:
+        raise ImportError(f"--embedding contrastive needs torch: pip install 'skal[torch]' "
+                          f"({exc})") from None
+    scale = float(np.max(X_pool)) or 1.0
+    small = side <= 12  # load_digits' 8x8 images: a smaller network, as in the benchmark
+    encoder = ContrastiveEncoder(
+        functools.partial(ConvEncoder, channels=(16, 32) if small else (32, 64)),
+        n_components=64 if small else 128, max_epochs=options["embedding_epochs"],
+        device=options["device"], random_state=options["seed"],
+    )
+    start = time.perf_counter()
+    encoder.fit((X_pool / scale).astype(np.float32))
+    print(f"skal run: contrastive encoder pretrained on {len(X_pool)} pool images in "
+          f"{time.perf_counter() - start:.0f} s ({options['embedding_epochs']} epochs)",
+          flush=True)
+
+    def embed(X):
+        Z = encoder.transform((X / scale).astype(np.float32))
+        return Z / np.linalg.norm(Z, axis=1, keepdims=True)
+
+    return embed(X_pool), embed(X_test)
+
+
 def _initial_strategy(options, y_pool):
+    if options["initial_strategy"] == "typiclust":
+        from skal.strategies import TypiClust
+
+        return TypiClust()  # unseeded: each repeat's learner seeds it
     if options["initial_strategy"] != "balanced":
         return None
     from skal.experiments._recipes import BalancedInitialSet

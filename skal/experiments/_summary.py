@@ -321,7 +321,10 @@ def compare_to_random(result, *, baseline=None, score="score", score_range=(0.0,
                 "p_value": p_value,
             }
         )
-    return pd.DataFrame(rows).set_index("learner")
+    # random sampling alone has nothing to compare with: an empty table, not a KeyError
+    columns = ["learner", "baseline", "n_pairs", "aulc_diff_mean", "aulc_diff_std",
+               "final_diff_mean", "wins", "p_value"]
+    return pd.DataFrame(rows, columns=columns).set_index("learner")
 
 
 def compare_at_labels(result, n_labels, *, baseline=None, score="score",

@@ -81,6 +81,14 @@ def _naive_bayes():
     return GaussianNB()
 
 
+def _label_spreading():
+    # Semi-supervised: the learner fits it on the labelled rows and every unlabelled pool row
+    # (marked -1), so the labels spread along a kNN graph of the whole pool.
+    from sklearn.semi_supervised import LabelSpreading
+
+    return _scaled(LabelSpreading(kernel="knn", n_neighbors=10, alpha=0.2, max_iter=100))
+
+
 def _linear_svm():
     from sklearn.svm import LinearSVC
 
@@ -207,6 +215,7 @@ _CLASSIFICATION = Task(
         "knn": _knn_classifier,
         "naive_bayes": _naive_bayes,
         "linear_svm": _linear_svm,
+        "label_spreading": _label_spreading,
     },
     default_model="logreg",
     default_strategies=("random", "margin", "entropy", "vote_entropy"),
