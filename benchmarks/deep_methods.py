@@ -5,7 +5,8 @@ initial labels, batches of 10 up to 200 labels; the network (an MLP, 128 hidden 
 dropout 0.5, 30 epochs of Adam in batches of 32 per fit, refitted from scratch every cycle)
 is scored on the test part after every fit. Strategies:
 
-- ``random``, ``coreset`` (on the network's penultimate layer) and ``vaal`` use a plain
+- ``random``, ``coreset`` (on the network's penultimate layer), ``batchbald`` (on 20
+  MC-dropout samples of the network) and ``vaal`` use a plain
   :class:`~skal.nets.NetClassifier`;
 - ``learning_loss`` uses :class:`~skal.nets.LearningLossClassifier` (the same MLP plus the
   loss-prediction module on its hidden layer, trained jointly) and queries by predicted loss;
@@ -42,8 +43,8 @@ import pandas as pd  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "docs" / "results" / "deep_methods"
-STRATEGIES = ["random", "coreset", "vaal", "learning_loss", "learning_loss_subset",
-              "random_ll"]
+STRATEGIES = ["random", "coreset", "batchbald", "vaal", "learning_loss",
+              "learning_loss_subset", "random_ll"]
 N_INITIAL, BATCH, BUDGET, TARGET = 10, 10, 200, 0.90
 # VAAL's networks: the paper's latent size, 10 passes over the pool per query (about 200
 # steps: the CPU budget of this benchmark; the paper trains far longer)
@@ -77,7 +78,7 @@ def initial_rows(n_pool, seed):
 def make_learner(strategy, seed, data="digits"):
     from skal import ActiveLearner
     from skal.nets import LearningLossClassifier, NetClassifier
-    from skal.strategies import VAAL, CoreSet, LearningLoss, RandomSampling
+    from skal.strategies import VAAL, BatchBALD, CoreSet, LearningLoss, RandomSampling
 
     net_params = dict(module__hidden_units=(128,), max_epochs=30, batch_size=32, lr=1e-2,
                       classes=np.arange(10), random_state=seed)
@@ -85,6 +86,8 @@ def make_learner(strategy, seed, data="digits"):
     estimator, query = {
         "random": (plain, RandomSampling(random_state=seed)),
         "coreset": (plain, CoreSet(random_state=seed)),
+        # the same network's MC-dropout samples (20, dropout 0.5)
+        "batchbald": (plain, BatchBALD(random_state=seed)),
         "vaal": (plain, VAAL(**VAAL_PARAMS, architecture="conv" if data == "mnist" else "mlp",
                              random_state=seed)),
         "learning_loss": (joint, LearningLoss(random_state=seed)),

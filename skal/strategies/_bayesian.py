@@ -466,7 +466,7 @@ def _bound_levels(posterior, config_weights, rng):
 
 
 def greedy_batchbald(
-    samples_or_getter,
+    samples,
     batch_size,
     *,
     n_joint_samples=10000,
@@ -474,16 +474,13 @@ def greedy_batchbald(
     dtype="float32",
     device=None,
     lazy=True,
-    n_pool=None,
-    row_slices=None,
 ):
     """Greedy BatchBALD on posterior samples; the engine behind :class:`BatchBALD`.
 
     Parameters
     ----------
-    samples_or_getter : array of shape (n_samples, n_pool, n_classes) or callable
-        Class probabilities per posterior sample (numpy, or a torch tensor on any device), or
-        ``getter(rows) -> samples of those rows`` called once per slice of ``row_slices``.
+    samples : array of shape (n_samples, n_pool, n_classes)
+        Class probabilities per posterior sample (numpy, or a torch tensor on any device).
     batch_size : int
     n_joint_samples : int, default=10000
     random_state : RandomState instance, int or None
@@ -494,8 +491,6 @@ def greedy_batchbald(
     lazy : bool, default=True
         Lazy-greedy evaluation with upper bounds; ``False`` scores every candidate at every
         step (for benchmarks and tests: both give the same batch up to rounding).
-    n_pool, row_slices : int and list of slice
-        Needed with a getter.
 
     Returns
     -------
@@ -507,30 +502,19 @@ def greedy_batchbald(
     from threadpoolctl import threadpool_limits
 
     rng = check_random_state(random_state)
-    if callable(samples_or_getter):
-        getter = samples_or_getter
-    else:
-        whole = samples_or_getter
-        n_pool = int(whole.shape[1])
-        # Slices that stay in cache while BALD's float64 logarithms are taken.
-        step = max(1, _BLOCK_ELEMENTS // (int(whole.shape[0]) * int(whole.shape[2])))
-        row_slices = [slice(i, min(i + step, n_pool)) for i in range(0, n_pool, step)]
-
-        def getter(rows):
-            return whole[:, rows, :]
-
-    backend = None
+    given = samples
+    n_samples, n_pool, n_classes = (int(size) for size in given.shape)
+    if device is None and _is_torch(given):
+        device = given.device
+    backend = _NumpyBackend(dtype) if device is None else _TorchBackend(dtype, device)
+    samples = backend.empty_samples((n_samples, n_pool, n_classes))
     bald = np.empty(n_pool)
     expected_entropy = np.empty(n_pool)
-    samples = None
-    for rows in row_slices:
-        chunk = getter(rows)
-        if backend is None:
-            n_samples, n_classes = int(chunk.shape[0]), int(chunk.shape[2])
-            if device is None and _is_torch(chunk):
-                device = chunk.device
-            backend = _NumpyBackend(dtype) if device is None else _TorchBackend(dtype, device)
-            samples = backend.empty_samples((n_samples, n_pool, n_classes))
+    # Slices that stay in cache while BALD's float64 logarithms are taken.
+    step = max(1, _BLOCK_ELEMENTS // (n_samples * n_classes))
+    for start in range(0, n_pool, step):
+        rows = slice(start, min(start + step, n_pool))
+        chunk = given[:, rows, :]
         bald[rows], expected_entropy[rows] = bald_terms(chunk)
         backend.store(samples, rows, chunk)
 
