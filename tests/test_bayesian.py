@@ -367,23 +367,30 @@ def test_lazy_grouping_with_few_distinct_posteriors_matches_full_greedy():
     np.testing.assert_array_equal(lazy, full)
 
 
+@pytest.mark.parametrize("hold_all", [False, True])
 @pytest.mark.parametrize("n_samples, seed", [(3, 0), (3, 1), (20, 2)])
-def test_batchbald_prefilter_gives_the_greedy_over_every_row(n_samples, seed, monkeypatch):
+def test_batchbald_prefilter_gives_the_greedy_over_every_row(n_samples, seed, hold_all,
+                                                            monkeypatch):
     """The BALD-bound prefilter (tiny here, so that it widens: from the rows kept, or by
-    scoring the pool again) ends with the picks of the greedy over every row."""
+    scoring the pool again) ends with the picks of the greedy over every row. A pool in
+    memory whose samples are small keeps them all and is never scored twice."""
     from skal.strategies import _bayesian
 
     samples = random_samples(n_samples, 600, 4, seed, scale=1.0)
     scorings = []
     init = _bayesian._BaldTops.__init__
     monkeypatch.setattr(_bayesian, "_MIN_CANDIDATES", 8)
+    if not hold_all:
+        monkeypatch.setattr(_bayesian, "_HOLD_BYTES", 0)
     monkeypatch.setattr(_bayesian._BaldTops, "__init__",
                         lambda self, *args: scorings.append(args[3]) or init(self, *args))
     indices, gains = BatchBALD(random_state=0).select(GivenSamples(samples), pool(600), 6)
     full_indices, full_gains = greedy_batchbald(samples, 6, random_state=0)
     assert indices.tolist() == full_indices.tolist()
     np.testing.assert_allclose(gains, full_gains, rtol=1e-6)
-    if n_samples == 3:  # few samples: the gains fall fast, the pool is scored again
+    if hold_all:
+        assert len(scorings) == 1
+    elif n_samples == 3:  # few samples: the gains fall fast, the pool is scored again
         assert len(scorings) > 1
 
 

@@ -474,6 +474,7 @@ def greedy_batchbald(
     dtype="float32",
     device=None,
     lazy=True,
+    stop_below=None,
 ):
     """Greedy BatchBALD on posterior samples; the engine behind :class:`BatchBALD`.
 
@@ -491,12 +492,16 @@ def greedy_batchbald(
     lazy : bool, default=True
         Lazy-greedy evaluation with upper bounds; ``False`` scores every candidate at every
         step (for benchmarks and tests: both give the same batch up to rounding).
+    stop_below : float or None
+        Stop early, returning a shorter batch, at the first pick that gains less than this
+        (BatchBALD's prefilter: a row left out with this BALD could then beat the pick).
 
     Returns
     -------
     indices : ndarray of shape (batch_size,)
     gains : ndarray of shape (batch_size,)
         ``I(y_n; w | y_A)`` of each pick given the picks before it; the first is its BALD.
+        Both are shorter when ``stop_below`` stopped the batch.
     """
     from sklearn.utils import check_random_state
     from threadpoolctl import threadpool_limits
@@ -562,6 +567,8 @@ def greedy_batchbald(
                 )
                 indices.append(pick)
                 gains.append(gain)
+                if stop_below is not None and gain < stop_below:
+                    break
     finally:
         if executor is not None:
             executor.shutdown()
@@ -732,21 +739,32 @@ class BatchBALD(QueryStrategy):
                 tops = _BaldTops(self, learner, X_pool, 4 * n_keep, floor, salt)
                 found = tops.candidates(n_keep, floor)
             positions, samples, device, outside = found
+            whole = positions.size == n_pool
             indices, gains = greedy_batchbald(
                 samples, batch_size, n_joint_samples=int(n_joint), random_state=greedy_seed,
                 dtype=self.dtype, device=self.device if self.device is not None else device,
+                stop_below=None if whole else outside,
             )
             # The certificate of the prefilter (see _BaldTops): no row left out can beat any
-            # pick, so these are full greedy's picks. Else keep every row whose BALD reaches
-            # the lowest gain too, and more rows, and run again.
-            if positions.size == n_pool or gains.min() >= outside:
+            # pick, so these are full greedy's picks. Else (the greedy stopped at the first
+            # pick that fails it) keep every row whose BALD reaches that gain too, and more
+            # rows, and run again.
+            if whole or gains.min() >= outside:
                 return positions[indices], gains
-            n_keep, floor = min(n_pool, 4 * n_keep), float(gains.min())
+            floor = float(gains.min())
+            n_keep = min(n_pool, 4 * n_keep)
+            if 4 * tops.count_reaching(floor) > n_pool:
+                # a quarter of the pool or more would be candidates: take it all (the lazy
+                # greedy bounds every row by its BALD anyway), not one more pick per round
+                n_keep = n_pool
 
 
 # Candidates BatchBALD keeps at first: a few thousand rows' samples are cheap to hold and
 # make the certificate hold in most queries; a failed certificate widens them fourfold.
 _MIN_CANDIDATES = 1024
+# A pool in memory whose samples take at most this many bytes (as float64) keeps them all
+# while BALD is scored, so a widened request never scores the pool again.
+_HOLD_BYTES = 256 * 2**20
 
 
 class _BaldTops:
@@ -789,8 +807,9 @@ class _BaldTops:
     """
 
     def __init__(self, strategy, learner, X_pool, reserve, floor, salt):
-        func = functools.partial(_block_top_bald, n_keep=reserve, floor=floor, salt=salt)
         self.on_dask, self.salt = is_dask_pool(X_pool), salt
+        func = functools.partial(_block_top_bald, n_keep=reserve, floor=floor, salt=salt,
+                                 hold_bytes=0 if self.on_dask else _HOLD_BYTES)
         if self.on_dask:
             import dask
 
@@ -808,6 +827,10 @@ class _BaldTops:
         self.block = np.repeat(np.arange(len(self.heads)), [h[1].size for h in self.heads])
         # blocks that dropped rows: those rank below all of the block's kept rows
         self.dropped = np.array([head[1].size < head[3] for head in self.heads])
+
+    def count_reaching(self, floor):
+        """How many rows have a BALD of at least ``floor``, counting only kept rows."""
+        return int((self.bald >= floor).sum())
 
     def candidates(self, n_keep, floor):
         n_take = max(n_keep, int((self.bald >= floor).sum()))
@@ -831,31 +854,49 @@ class _BaldTops:
         return self.positions[kept], np.concatenate(parts, axis=1), device, outside
 
 
-def _block_top_bald(scorer, X_block, start, n_keep, floor, salt):
+def _block_top_bald(scorer, X_block, start, n_keep, floor, salt, hold_bytes=0):
     """BALD, pool positions (ascending), samples and device of a block's top rows: the top
-    ``max(n_keep, m) + 1``, ``m`` its rows of BALD at least ``floor``."""
+    ``max(n_keep, m) + 1``, ``m`` its rows of BALD at least ``floor``, or every row when
+    their samples take at most ``hold_bytes``."""
     strategy, learner = scorer
     name = type(strategy).__name__
     predict = require(learner, "predict_proba_samples", name)
     n_classes = len(getattr(learner, "classes_", ())) or 16
     row_bytes = 8 * (_n_columns(X_block) + 4 * 32 * n_classes)
     slices = chunk_slices(_num_samples(X_block), row_bytes, getattr(learner, "chunk_size", None))
-    bald, positions, samples, device = np.empty(0), np.empty(0, dtype=np.int64), None, None
+    # Chunks are gathered in lists and joined only to cut the running top (or at the end):
+    # joining at every chunk copied the kept samples once per chunk.
+    balds, positions, samples, device, held = [], [], [], None, 0
     for rows in slices:
         chunk = _check_samples(predict(take_rows(X_block, rows)), name, rows.stop - rows.start)
         if _is_torch(chunk):
             device = str(chunk.device)
         chunk = _to_numpy(chunk)
-        bald = np.concatenate([bald, bald_terms(chunk)[0]])
-        positions = np.concatenate([positions, np.arange(rows.start, rows.stop) + start])
-        samples = chunk if samples is None else np.concatenate([samples, chunk], axis=1)
+        if rows.start == 0:  # rows whose samples fit in hold_bytes are all kept
+            n_keep = max(n_keep, hold_bytes // max(1, 8 * chunk.shape[0] * chunk.shape[2]))
+        balds.append(bald_terms(chunk)[0])
+        positions.append(np.arange(rows.start, rows.stop) + start)
+        samples.append(chunk)
+        held += chunk.shape[1]
         # The running top: every row at or above the floor stays, and so does the highest
         # row below it (the bound on the rows left out), so memory is O(kept + chunk).
-        k = max(n_keep, int((bald >= floor).sum())) + 1
-        if bald.size > k:
-            keep = np.sort(top_k_by_position(bald, k, salt, positions))
-            bald, positions, samples = bald[keep], positions[keep], samples[:, keep, :]
-    return bald, positions, samples, device, _num_samples(X_block)
+        if held > 2 * (n_keep + 1):
+            balds, positions, samples = _top_rows(balds, positions, samples, n_keep, floor, salt)
+            held = balds[0].size
+    balds, positions, samples = _top_rows(balds, positions, samples, n_keep, floor, salt)
+    return balds[0], positions[0], samples[0], device, _num_samples(X_block)
+
+
+def _top_rows(balds, positions, samples, n_keep, floor, salt):
+    """The gathered chunks joined and cut to the top ``max(n_keep, m) + 1`` rows by BALD
+    (``m`` rows at or above ``floor``), in position order; one-element lists."""
+    bald, position = np.concatenate(balds), np.concatenate(positions)
+    sample = samples[0] if len(samples) == 1 else np.concatenate(samples, axis=1)
+    k = max(n_keep, int((bald >= floor).sum())) + 1
+    if bald.size > k:
+        keep = np.sort(top_k_by_position(bald, k, salt, position))
+        bald, position, sample = bald[keep], position[keep], sample[:, keep, :]
+    return [bald], [position], [sample]
 
 
 def _head(top):

@@ -133,59 +133,94 @@ def k_center_greedy(Z, batch_size, dmin, first=None):
 
 
 def _k_center_lazy(Z, batch_size, dmin, first):
-    n = Z.shape[0]
-    sq_Z = sq_norms(Z)
-    checked = np.zeros(n, dtype=np.int64)  # number of new centres each row was checked against
-    chosen = []
-    radii = []
-    centre_rows = np.empty((batch_size, Z.shape[1]), dtype=Z.dtype)
-    sq_centres = np.empty(batch_size, dtype=np.float64)
-    # The block of candidate rows and an upper bound on dmin outside it; dmin only decreases,
-    # so both stay valid from one step to the next.
-    block, rest_bound, block_size = None, np.inf, min(_LAZY_BLOCK, n)
+    farthest = LazyFarthest(Z, dmin, batch_size)
+    chosen, radii = [], []
     for step in range(batch_size):
         if step == 0 and first is not None:
-            best = int(first)
-            radius = dmin[best]
+            radius, best = dmin[int(first)], int(first)
         else:
-            fresh = False
-            while True:
-                if block is None:
-                    if block_size >= n:
-                        block, rest_bound = np.arange(n), -np.inf
-                    else:
-                        part = np.argpartition(dmin, n - block_size - 1)
-                        block = part[n - block_size:]
-                        rest_bound = dmin[part[n - block_size - 1]]
-                    fresh = True
-                stale = block[checked[block] < step]
-                if stale.size:
-                    # Rows checked last step need only the newest centre; rows new to the
-                    # block need all centres since their last check.
-                    recent = checked[stale] == step - 1
-                    for rows in (stale[recent], stale[~recent]):
-                        if rows.size:
-                            start = int(checked[rows].min())
-                            _refresh(Z, sq_Z, rows, centre_rows[start:step],
-                                     sq_centres[start:step], dmin)
-                    checked[stale] = step
-                values = dmin[block]
-                top = values.max()
-                if top > rest_bound or block.size >= n:
-                    # lowest index among exact ties, as np.argmax over the whole pool would
-                    best = int(block[values == top].min())
-                    radius = top
-                    break
-                if fresh:  # a just-built block was not enough: widen it
-                    block_size = min(4 * block_size, n)
-                block = None
+            radius, best = farthest.find()
         chosen.append(best)
         radii.append(np.sqrt(max(radius, 0.0)))
-        centre_rows[step] = Z[best]
-        sq_centres[step] = sq_Z[best]
-        dmin[best] = -np.inf
-        checked[best] = step + 1
+        farthest.add_centre(Z[best], best, farthest.sq_Z[best])
     return np.asarray(chosen, dtype=np.intp), np.asarray(radii)
+
+
+class LazyFarthest:
+    """The row farthest from a growing set of centres, with lazily updated distances.
+
+    ``dmin`` (float64, modified in place) holds every row's squared distance to its nearest
+    centre, or an upper bound of it: it only decreases as centres are added, so a stale value
+    bounds the true one. :meth:`find` re-checks only the rows of largest bound against the
+    centres added since their last check, and stops when the best checked row beats every
+    unchecked bound, widening the block (up to every row, one distance pass) otherwise.
+    :meth:`add_centre` only records the centre. On typical embeddings a step reads a few
+    hundred rows instead of the whole matrix.
+
+    One such object per block of a dask pool keeps the lazy scheme where the block lives:
+    each block finds its own farthest row and the client takes the farthest of those.
+    """
+
+    def __init__(self, Z, dmin, max_centres, sq_Z=None):
+        self.Z, self.dmin = Z, dmin
+        self.sq_Z = sq_norms(Z) if sq_Z is None else sq_Z
+        self.n_centres = 0
+        # number of centres each row was checked against
+        self.checked = np.zeros(Z.shape[0], dtype=np.int64)
+        self.centres = np.empty((max_centres, Z.shape[1]), dtype=Z.dtype)
+        self.sq_centres = np.empty(max_centres, dtype=np.float64)
+        # The block of candidate rows and an upper bound on dmin outside it; dmin only
+        # decreases, so both stay valid from one step to the next.
+        self.block, self.rest_bound, self.block_size = None, np.inf, min(_LAZY_BLOCK, Z.shape[0])
+
+    def find(self):
+        """``(squared distance, row)`` of the farthest row; lowest row among exact ties."""
+        Z, sq_Z, dmin, checked, k = self.Z, self.sq_Z, self.dmin, self.checked, self.n_centres
+        n = Z.shape[0]
+        fresh = False
+        while True:
+            if self.block is None:
+                if self.block_size >= n:
+                    self.block, self.rest_bound = np.arange(n), -np.inf
+                else:
+                    part = np.argpartition(dmin, n - self.block_size - 1)
+                    self.block = part[n - self.block_size:]
+                    self.rest_bound = dmin[part[n - self.block_size - 1]]
+                fresh = True
+            block = self.block
+            stale = block[checked[block] < k]
+            if stale.size:
+                # Rows checked last step need only the newest centre; rows new to the block
+                # need all centres since their last check.
+                recent = checked[stale] == k - 1
+                for rows in (stale[recent], stale[~recent]):
+                    if rows.size:
+                        first = int(checked[rows].min())
+                        _refresh(Z, sq_Z, rows, self.centres[first:k],
+                                 self.sq_centres[first:k], dmin)
+                checked[stale] = k
+            values = dmin[block]
+            top = values.max()
+            if top > self.rest_bound or block.size >= n:
+                # lowest index among exact ties, as np.argmax over the whole pool would
+                return top, int(block[values == top].min())
+            if fresh:  # a just-built block was not enough: widen it
+                self.block_size = min(4 * self.block_size, n)
+            self.block = None
+
+    def add_centre(self, row, position=None, sq_row=None):
+        """Add ``row`` (squared norm ``sq_row``, computed when None) to the centres;
+        ``position`` is its row here, if it is one of ours."""
+        k = self.n_centres
+        if k == self.centres.shape[0]:  # more centres than planned: grow the store
+            self.centres = np.concatenate([self.centres, np.empty_like(self.centres)])
+            self.sq_centres = np.concatenate([self.sq_centres, np.empty_like(self.sq_centres)])
+        self.centres[k] = row
+        self.sq_centres[k] = sq_norms(np.asarray(row)[None, :])[0] if sq_row is None else sq_row
+        self.n_centres = k + 1
+        if position is not None:
+            self.dmin[position] = -np.inf
+            self.checked[position] = k + 1
 
 
 def _k_center_torch(Z, L, batch_size, first):
@@ -214,17 +249,19 @@ def _k_center_torch(Z, L, batch_size, first):
 
 
 def _k_center_on_blocks(learner, X_pool, batch_size, cold_start, random_state):
-    """Greedy k-center on a dask pool: the textbook algorithm, one small reduction per pick.
+    """Greedy k-center on a dask pool: the lazy algorithm in every block, one reduction a pick.
 
-    Every block keeps its embedding and its rows' squared distance to the nearest centre on
-    the worker that holds it (persisted). A pick asks every block for its farthest row (value,
-    pool position and the row itself: O(blocks x d) values), takes the farthest of those
-    (lowest position among exact ties, as ``np.argmax`` and ``k_center_greedy``), and sends
-    that row back to every block to lower its distances. The picks are ``k_center_greedy``'s.
+    Every block keeps a :class:`LazyFarthest` of its embedding on the worker that holds it
+    (persisted). A pick asks every block for its farthest row (value, pool position and the
+    row itself: O(blocks x d) values), takes the farthest of those (lowest position among
+    exact ties, as ``np.argmax`` and ``k_center_greedy``), and sends that row back to every
+    block, which records it as a centre; distances are brought up to date lazily, as in
+    memory. The picks are ``k_center_greedy``'s.
     """
     L = labeled_embedding(learner)
     L = None if L is None or L.shape[0] == 0 else np.asarray(_as_numpy(L))
-    blocks = PoolBlocks(X_pool, _block_state, (learner, L, None if L is None else sq_norms(L)))
+    shared = (learner, L, None if L is None else sq_norms(L), batch_size)
+    blocks = PoolBlocks(X_pool, _block_state, shared)
     first = None
     if L is None:
         if cold_start == "random":
@@ -252,46 +289,46 @@ def _farthest_of_blocks(blocks, func, *args):
 
 
 def _block_state(shared, X_block):
-    learner, L, sq_L = shared
+    learner, L, sq_L, batch_size = shared
     Z = np.ascontiguousarray(_as_numpy(embed(learner, X_block)))
     sq_Z = sq_norms(Z)
     dmin = np.full(Z.shape[0], np.inf) if L is None else min_sq_dist(Z, sq_Z, L, sq_L)
-    return Z, sq_Z, dmin
+    return LazyFarthest(Z, dmin, batch_size, sq_Z)
 
 
 def _block_sum(state, start):
-    return state[0].sum(axis=0, dtype=np.float64)
+    return state.Z.sum(axis=0, dtype=np.float64)
 
 
 def _block_row(state, start, position):
     local = position - start
-    return state[0][local] if 0 <= local < state[0].shape[0] else None
+    return state.Z[local] if 0 <= local < state.Z.shape[0] else None
 
 
 def _block_farthest(state, start):
-    Z, _, dmin = state
-    local = int(np.argmax(dmin))
-    return float(dmin[local]), start + local, Z[local]
+    # Tightens the state's bounds in place: a cache, the distances it bounds are unchanged.
+    with _blas_controller().limit(limits=1, user_api="blas"):
+        value, local = state.find()
+    return float(value), start + local, state.Z[local]
 
 
 def _block_far_from(state, start, mean):
     # _first_centre's "farthest" rule, on one block
-    Z, sq_Z, _ = state
-    d2 = sq_Z - 2.0 * (Z @ mean.astype(Z.dtype))
+    d2 = state.sq_Z - 2.0 * (state.Z @ mean.astype(state.Z.dtype))
     local = int(np.argmax(d2))
-    return float(d2[local]), start + local, Z[local]
+    return float(d2[local]), start + local, state.Z[local]
 
 
 def _block_add_centre(state, start, row, position):
-    """The block's state with ``row`` (pool position ``position``) added to the centres."""
-    Z, sq_Z, dmin = state
-    dmin = dmin.copy()  # a new state: dask's values are never changed in place
-    with _blas_controller().limit(limits=1, user_api="blas"):
-        _refresh(Z, sq_Z, np.arange(Z.shape[0]), row[None, :], sq_norms(row[None, :]), dmin)
+    """The block's state with ``row`` (pool position ``position``) added to the centres.
+
+    Changed in place and returned (no copy of the block's distances per pick): the
+    previous state is never read again, and if a worker is lost dask rebuilds the state
+    from its lineage, which gives the same centres.
+    """
     local = position - start
-    if 0 <= local < Z.shape[0]:
-        dmin[local] = -np.inf
-    return Z, sq_Z, dmin
+    state.add_centre(row, local if 0 <= local < state.Z.shape[0] else None)
+    return state
 
 
 def _first_centre(Z, cold_start, random_state):
