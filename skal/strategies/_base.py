@@ -392,12 +392,14 @@ def check_pool_support(strategy, X_pool):
     """
     if is_dask_pool(X_pool) and not getattr(strategy, "_supports_dask_pool", False):
         name = type(strategy).__name__
+        # a strategy whose tag depends on its parameters says which settings would do
+        hint = getattr(strategy, "_dask_pool_hint", "")
         raise TypeError(
             f"{name} cannot select from a dask pool ({type(X_pool).__name__}): it compares "
-            "rows across the whole pool at once. Use a strategy that runs block by block on "
-            "a cluster (MarginSampling, EntropySampling, LeastConfidence, DecisionMargin, "
-            "BALD, BatchBALD, StochasticBALD, the committee and regression scores, "
-            "MultilabelMargin, CoreSet, BADGE, TypiClust, RandomSampling), or give "
+            f"rows across the whole pool at once.{hint} Use a strategy that runs block by "
+            "block on a cluster (MarginSampling, EntropySampling, LeastConfidence, "
+            "DecisionMargin, BALD, BatchBALD, StochasticBALD, the committee and regression "
+            "scores, MultilabelMargin, CoreSet, BADGE, TypiClust, RandomSampling), or give "
             f"{name} a pool that fits in memory (X_pool.compute())."
         )
 

@@ -190,12 +190,6 @@ class StochasticBALD(_BayesianStrategy):
             raise ValueError(f"beta must be a non-negative number, got {beta!r}.")
         if self.mode != "softrank":
             return super()._select(learner, X_pool, batch_size, random_state)
-        if is_dask_pool(X_pool):
-            raise TypeError(
-                "StochasticBALD(mode='softrank') cannot select from a dask pool: a row's "
-                "rank is over the whole pool. Use mode='power' or 'softmax' (block by block "
-                "on a cluster), or give it a pool in memory (X_pool.compute())."
-            )
         salt = tie_break_salt(random_state)
         noise_salt = tie_break_salt(random_state)
         scores = self.score(learner, X_pool)
@@ -204,6 +198,16 @@ class StochasticBALD(_BayesianStrategy):
         perturbed = -beta * np.log(ranks) + position_gumbel(noise_salt, np.arange(scores.size))
         indices = top_k_by_position(perturbed, batch_size, salt)
         return indices, scores[indices]
+
+    @property
+    def _supports_dask_pool(self):
+        # a row's softrank is its rank over the whole pool (protocol rule 7)
+        return self.mode != "softrank"
+
+    @property
+    def _dask_pool_hint(self):
+        return (" With mode='softrank' a row's rank is over the whole pool; mode='power' or "
+                "'softmax' runs block by block.")
 
     def _ranking(self, random_state):
         # Drawn after the tie-break salt, as the softrank branch does.
