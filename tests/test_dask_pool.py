@@ -349,3 +349,32 @@ def test_typiclust_on_blocks_with_labelled_rows(on, where):
                  for seed in (0, 0)]
     np.testing.assert_array_equal(picks[0], picks[1])
     assert np.unique(picks[0]).size == BATCH and picks[0].max() < len(X_POOL)
+
+
+def test_a_dataframe_pool_is_read_twice_per_query_not_once_per_check():
+    # Counting a dask DataFrame's rows reads every partition (for Parquet, every file): one
+    # query counts them once (then scores them once), however many checks need the count.
+    pd = pytest.importorskip("pandas")
+    dd = pytest.importorskip("dask.dataframe")
+    from sklearn.linear_model import LogisticRegression
+
+    from skal import ActiveLearner
+
+    reads = []
+
+    def partition(i):
+        reads.append(i)
+        rows = np.random.RandomState(i).standard_normal((40, 3))
+        return pd.DataFrame(rows, columns=["a", "b", "c"])
+
+    meta = partition(0).iloc[:0]
+    reads.clear()
+    pool = dd.from_delayed([dask.delayed(partition)(i) for i in range(5)], meta=meta)
+    X = pd.DataFrame(np.random.RandomState(9).standard_normal((30, 3)), columns=["a", "b", "c"])
+    learner = ActiveLearner(LogisticRegression(), strategies.MarginSampling(), batch_size=4)
+    learner.fit(X, (X["a"] > 0).astype(int))
+    with dask.config.set(scheduler="synchronous"):
+        picked = learner.query(pool)
+    assert sorted(reads) == sorted(2 * list(range(5)))
+    in_memory = learner.query(pd.concat([partition(i) for i in range(5)], ignore_index=True))
+    assert picked.tolist() == in_memory.tolist()

@@ -38,8 +38,10 @@ from skal.strategies._base import (
     check_query_strategy,
     check_row_indices,
     column_layout,
+    counting_rows_once,
     gather_rows,
     is_dask_pool,
+    num_rows,
     select_with_scores,
     take_rows,
 )
@@ -241,9 +243,10 @@ class BaseActiveLearner(MetaEstimatorMixin, BaseEstimator, metaclass=ABCMeta):
             Only when ``return_scores=True``.
         """
         check_is_fitted(self)
-        X_pool = self._check_X(X_pool, "X_pool", lazy=True)
-        batch_size = self.batch_size if batch_size is None else batch_size
-        indices, scores = select_with_scores(self.query_strategy_, self, X_pool, batch_size)
+        with counting_rows_once():  # a dask DataFrame's rows are counted once, not per check
+            X_pool = self._check_X(X_pool, "X_pool", lazy=True)
+            batch_size = self.batch_size if batch_size is None else batch_size
+            indices, scores = select_with_scores(self.query_strategy_, self, X_pool, batch_size)
         return (indices, scores) if return_scores else indices
 
     def teach(self, X_new, y_new):
@@ -463,7 +466,7 @@ class BaseActiveLearner(MetaEstimatorMixin, BaseEstimator, metaclass=ABCMeta):
                 "either using array.reshape(-1, 1) if your data has a single feature or "
                 "array.reshape(1, -1) if it contains a single sample."
             )
-        if _num_samples(X) == 0:
+        if num_rows(X) == 0:
             raise ValueError(f"{name} is empty (0 rows).")
         ndim, fitted_ndim = getattr(X, "ndim", None), getattr(self, "_n_dims_in", None)
         if ndim is not None and fitted_ndim is not None and ndim != fitted_ndim:

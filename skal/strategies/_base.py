@@ -33,6 +33,8 @@
    given a dask pool is a ``TypeError``.
 """
 
+import contextlib
+import contextvars
 import functools
 import numbers
 import warnings
@@ -358,7 +360,7 @@ def map_pool_chunks(func, X_pool, *, row_bytes, chunk_size=None, n_jobs=None):
     Chunks run in joblib threads when ``n_jobs`` asks for it (numpy and BLAS release the GIL);
     an enclosing ``joblib.parallel_config`` (dask, ray, ...) takes precedence.
     """
-    n_rows = _num_samples(X_pool)
+    n_rows = num_rows(X_pool)
     slices = chunk_slices(n_rows, row_bytes, chunk_size)
     if n_jobs in (None, 1) or len(slices) == 1:
         parts = [func(take_rows(X_pool, s)) for s in slices]
@@ -372,6 +374,41 @@ def map_pool_chunks(func, X_pool, *, row_bytes, chunk_size=None, n_jobs=None):
 def is_dask_pool(X):
     """Whether ``X`` is a lazy dask collection (a dask array or DataFrame), not data in memory."""
     return callable(getattr(X, "__dask_graph__", None)) and hasattr(X, "to_delayed")
+
+
+# A dask DataFrame's length is a pass over its partitions (for Parquet, reading every file):
+# one query counts them once, however many checks ask for the number of rows.
+_PARTITION_LENGTHS = contextvars.ContextVar("skal_partition_lengths", default=None)
+
+
+@contextlib.contextmanager
+def counting_rows_once():
+    """Within this block, the partition lengths of a dask DataFrame are computed only once."""
+    token = _PARTITION_LENGTHS.set({}) if _PARTITION_LENGTHS.get() is None else None
+    try:
+        yield
+    finally:
+        if token is not None:
+            _PARTITION_LENGTHS.reset(token)
+
+
+def partition_lengths(X_pool):
+    """Rows in each partition of a dask DataFrame (computed once per query)."""
+    cache = _PARTITION_LENGTHS.get()
+    key = X_pool._name
+    if cache is not None and key in cache:
+        return cache[key]
+    lengths = np.asarray(X_pool.map_partitions(len).compute(), dtype=np.int64)
+    if cache is not None:
+        cache[key] = lengths
+    return lengths
+
+
+def num_rows(X):
+    """``_num_samples``, with a dask DataFrame's rows counted once per query."""
+    if is_dask_pool(X) and not hasattr(X, "chunks"):
+        return int(partition_lengths(X).sum())
+    return _num_samples(X)
 
 
 def column_layout(X):
@@ -494,7 +531,7 @@ def dask_row_blocks(X_pool):
     """The delayed row blocks of a dask pool (all its columns each), their lengths and first
     row positions."""
     if not hasattr(X_pool, "chunks"):  # a dask DataFrame: its partitions, scored as pandas
-        lengths = np.asarray(X_pool.map_partitions(len).compute(), dtype=np.int64)
+        lengths = partition_lengths(X_pool)
         return list(X_pool.to_delayed()), lengths, _starts(lengths)
     if any(len(chunks) > 1 for chunks in X_pool.chunks[1:]):
         X_pool = X_pool.rechunk({axis: -1 for axis in range(1, X_pool.ndim)})
@@ -721,8 +758,9 @@ class QueryStrategy(BaseEstimator, metaclass=ABCMeta):
         self._validate_params()
         check_target_kind(self, learner)
         check_pool_support(self, X_pool)
-        batch_size = check_batch_size(batch_size, _num_samples(X_pool))
-        indices, scores = self._select(learner, X_pool, batch_size, self._random_state())
+        with counting_rows_once():
+            batch_size = check_batch_size(batch_size, num_rows(X_pool))
+            indices, scores = self._select(learner, X_pool, batch_size, self._random_state())
         return np.asarray(indices, dtype=np.intp), scores
 
     def _random_state(self):
@@ -766,7 +804,7 @@ class PoolScoringStrategy(QueryStrategy):
         -------
         scores : ndarray of shape (n_pool,)
         """
-        if _num_samples(X_pool) == 0:
+        if num_rows(X_pool) == 0:
             raise ValueError("X_pool is empty: there is nothing to score.")
         require(learner, self._requires, type(self).__name__)
         n_features = _n_columns(X_pool)
@@ -851,12 +889,13 @@ def select_with_scores(strategy, learner, X_pool, batch_size):
     The indices are checked to be unique integers inside the pool, so a faulty user strategy
     fails here with a clear message rather than corrupting the labelled set.
     """
-    n_pool = _num_samples(X_pool)
-    if isinstance(strategy, QueryStrategy):
-        indices, scores = strategy.select(learner, X_pool, batch_size)
-    else:
-        batch_size = check_batch_size(batch_size, n_pool)
-        indices, scores = np.asarray(strategy(learner, X_pool, batch_size)), None
+    with counting_rows_once():
+        n_pool = num_rows(X_pool)
+        if isinstance(strategy, QueryStrategy):
+            indices, scores = strategy.select(learner, X_pool, batch_size)
+        else:
+            batch_size = check_batch_size(batch_size, n_pool)
+            indices, scores = np.asarray(strategy(learner, X_pool, batch_size)), None
     name = getattr(strategy, "__name__", type(strategy).__name__)
     check_row_indices(indices, n_pool, f"Query strategy {name}'s answer", "the pool")
     expected = min(batch_size, n_pool)

@@ -19,6 +19,7 @@ from skal.strategies._base import (
     chunk_slices,
     dask_row_blocks,
     is_dask_pool,
+    num_rows,
     position_gumbel,
     require,
     ship_once,
@@ -734,7 +735,7 @@ class BatchBALD(QueryStrategy):
         require(learner, "predict_proba_samples", type(self).__name__)
         salt = tie_break_salt(random_state)
         greedy_seed = int(random_state.randint(np.iinfo(np.int32).max))
-        n_pool = _num_samples(X_pool)
+        n_pool = num_rows(X_pool)
         n_keep, floor = min(n_pool, max(_MIN_CANDIDATES, 8 * batch_size)), np.inf
         tops = None
         while True:

@@ -11,7 +11,6 @@ from sklearn.cluster import KMeans, MiniBatchKMeans
 from sklearn.metrics import pairwise_distances_argmin
 from sklearn.neighbors import NearestNeighbors
 from sklearn.utils._param_validation import Interval, StrOptions
-from sklearn.utils.validation import _num_samples
 
 from skal.strategies._base import (
     TARGET_KINDS,
@@ -20,6 +19,7 @@ from skal.strategies._base import (
     chunk_slices,
     embed,
     is_dask_pool,
+    num_rows,
     top_k,
 )
 from skal.strategies._diversity import _as_numpy, labeled_embedding, sq_norms
@@ -141,7 +141,7 @@ class TypiClust(QueryStrategy):
         L = labeled_embedding(learner)
         L = None if L is None or L.shape[0] == 0 else np.asarray(_as_numpy(L))
         n_labeled = 0 if L is None else L.shape[0]
-        n_pool = _num_samples(X_pool)
+        n_pool = num_rows(X_pool)
         n_clusters = min(n_labeled + batch_size, self.max_clusters, n_pool + n_labeled)
         model = MiniBatchKMeans(n_clusters=n_clusters,
                                 random_state=int(random_state.randint(_MAX_SEED)))

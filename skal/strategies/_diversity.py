@@ -18,6 +18,7 @@ from skal.strategies._base import (
     chunk_slices,
     embed,
     is_dask_pool,
+    num_rows,
     position_gumbel,
     require,
     tie_break_salt,
@@ -265,9 +266,9 @@ def _k_center_on_blocks(learner, X_pool, batch_size, cold_start, random_state):
     first = None
     if L is None:
         if cold_start == "random":
-            first = int(random_state.randint(_num_samples(X_pool)))
+            first = int(random_state.randint(num_rows(X_pool)))
         else:
-            mean = np.sum(blocks.ask(_block_sum), axis=0) / _num_samples(X_pool)
+            mean = np.sum(blocks.ask(_block_sum), axis=0) / num_rows(X_pool)
             first = _farthest_of_blocks(blocks, _block_far_from, mean)[1]
     chosen, radii = [], []
     for step in range(batch_size):

@@ -16,6 +16,7 @@ from skal.strategies._base import (
     QueryStrategy,
     _describe,
     _n_columns,
+    num_rows,
     require,
     take_rows,
     top_k,
@@ -146,7 +147,7 @@ class ExpectedErrorReduction(QueryStrategy):
                 f"refit on, but {_describe(learner)} has none. Use it with a skal learner "
                 "such as ActiveLearner or CommitteeLearner."
             )
-        n_pool = _num_samples(X_pool)
+        n_pool = num_rows(X_pool)
         # One pass over the pool: it ranks the candidates, weights their labels and gives
         # the current error on the evaluation rows.
         proba = np.asarray(predict_proba(X_pool), dtype=np.float64)

@@ -25,10 +25,9 @@ import numbers
 import numpy as np
 from sklearn.base import clone
 from sklearn.utils._param_validation import Interval
-from sklearn.utils.validation import _num_samples
 
 from skal._validation import concat_rows
-from skal.strategies._base import QueryStrategy, require, take_rows
+from skal.strategies._base import QueryStrategy, num_rows, require, take_rows
 from skal.strategies._uncertainty import DecisionMargin, MarginSampling, RandomSampling
 
 _MAX_SEED = np.iinfo(np.int32).max
@@ -159,7 +158,7 @@ class ActiveLearningByLearning(QueryStrategy):
     def _select(self, learner, X_pool, batch_size, random_state):
         name = type(self).__name__
         predict = require(learner, "predict", name)
-        n_pool = _num_samples(X_pool)
+        n_pool = num_rows(X_pool)
         if not hasattr(self, "strategies_"):
             self._start(learner, n_pool, random_state)
         self._learn_rewards(learner, predict)

@@ -12,6 +12,7 @@ from skal.strategies._base import (
     QueryStrategy,
     _n_columns,
     map_pool_chunks,
+    num_rows,
     require,
     take_rows,
     top_k,
@@ -175,7 +176,7 @@ class EPIG(QueryStrategy):
 
     def _scores(self, learner, X_pool, random_state):
         name = type(self).__name__
-        n_pool = _num_samples(X_pool)
+        n_pool = num_rows(X_pool)
         if n_pool == 0:
             raise ValueError("X_pool is empty: there is nothing to score.")
         predict = require(learner, "predict_proba_samples", name)

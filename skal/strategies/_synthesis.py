@@ -8,9 +8,8 @@ import numpy as np
 from sklearn.base import BaseEstimator, clone
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
-from sklearn.utils.validation import _num_samples
 
-from skal.strategies._base import QueryStrategy, _is_fitted, embed, require
+from skal.strategies._base import QueryStrategy, _is_fitted, embed, num_rows, require
 from skal.strategies._diversity import _as_numpy
 from skal.strategies._domain import nearest_unique_rows
 from skal.strategies._uncertainty import entropy, top_two
@@ -273,7 +272,7 @@ class GAAL(_Synthesizer, BaseEstimator):
         if isinstance(batch_size, bool) or not isinstance(batch_size, numbers.Integral) \
                 or batch_size < 1:
             raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}.")
-        if _num_samples(X_pool) == 0 and "generator_" not in self.__dict__:
+        if num_rows(X_pool) == 0 and "generator_" not in self.__dict__:
             raise ValueError("X_pool is empty: there is nothing to fit the generator on.")
         X_new, values = self._synthesize(learner, X_pool, int(batch_size),
                                          QueryStrategy._random_state(self))

@@ -1,9 +1,14 @@
 """Single-model uncertainty strategies (Settles 2009, section 3.1) and random sampling."""
 
 import numpy as np
-from sklearn.utils.validation import _num_samples
 
-from skal.strategies._base import TARGET_KINDS, PoolScoringStrategy, QueryStrategy, require
+from skal.strategies._base import (
+    TARGET_KINDS,
+    PoolScoringStrategy,
+    QueryStrategy,
+    num_rows,
+    require,
+)
 
 
 def entropy(proba, axis=-1):
@@ -43,7 +48,7 @@ class RandomSampling(QueryStrategy):
     _supports_dask_pool = True  # needs only the pool's length
 
     def _select(self, learner, X_pool, batch_size, random_state):
-        return random_state.choice(_num_samples(X_pool), size=batch_size, replace=False), None
+        return random_state.choice(num_rows(X_pool), size=batch_size, replace=False), None
 
 
 class LeastConfidence(PoolScoringStrategy):
