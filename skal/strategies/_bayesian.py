@@ -480,6 +480,7 @@ def greedy_batchbald(
     device=None,
     lazy=True,
     stop_below=None,
+    terms=None,
 ):
     """Greedy BatchBALD on posterior samples; the engine behind :class:`BatchBALD`.
 
@@ -500,6 +501,8 @@ def greedy_batchbald(
     stop_below : float or None
         Stop early, returning a shorter batch, at the first pick that gains less than this
         (BatchBALD's prefilter: a row left out with this BALD could then beat the pick).
+    terms : tuple of two ndarrays or None
+        ``bald_terms(samples)`` when the caller has it already (the prefilter does).
 
     Returns
     -------
@@ -525,8 +528,11 @@ def greedy_batchbald(
     for start in range(0, n_pool, step):
         rows = slice(start, min(start + step, n_pool))
         chunk = given[:, rows, :]
-        bald[rows], expected_entropy[rows] = bald_terms(chunk)
+        if terms is None:
+            bald[rows], expected_entropy[rows] = bald_terms(chunk)
         backend.store(samples, rows, chunk)
+    if terms is not None:
+        bald[:], expected_entropy[:] = terms
 
     indices = [int(top_k(bald, 1, rng)[0])]
     gains = [float(bald[indices[0]])]
@@ -743,12 +749,12 @@ class BatchBALD(QueryStrategy):
             if found is None:  # the blocks' kept rows do not hold them: score the pool again
                 tops = _BaldTops(self, learner, X_pool, 4 * n_keep, floor, salt)
                 found = tops.candidates(n_keep, floor)
-            positions, samples, device, outside = found
+            positions, samples, terms, device, outside = found
             whole = positions.size == n_pool
             indices, gains = greedy_batchbald(
                 samples, batch_size, n_joint_samples=int(n_joint), random_state=greedy_seed,
                 dtype=self.dtype, device=self.device if self.device is not None else device,
-                stop_below=None if whole else outside,
+                stop_below=None if whole else outside, terms=terms,
             )
             # The certificate of the prefilter (see _BaldTops): no row left out can beat any
             # pick, so these are full greedy's picks. Else (the greedy stopped at the first
@@ -805,6 +811,8 @@ class _BaldTops:
         Pool positions of the candidates, ascending.
     samples : ndarray of shape (n_samples, n_candidates, n_classes)
         Their posterior samples, float64.
+    terms : tuple of two ndarrays of shape (n_candidates,)
+        Their BALD and expected entropy (``bald_terms``), computed while scoring.
     device : str or None
         The device of the samples when ``predict_proba_samples`` returned torch tensors.
     outside : float
@@ -856,7 +864,9 @@ class _BaldTops:
         else:
             parts = [_rows_of(top, mask) for top, mask in zip(self.tops, masks, strict=True)]
         device = next((head[2] for head in self.heads if head[2] is not None), None)
-        return self.positions[kept], np.concatenate(parts, axis=1), device, outside
+        samples = np.concatenate([part[0] for part in parts], axis=1)
+        terms = (self.bald[kept], np.concatenate([part[1] for part in parts]))
+        return self.positions[kept], samples, terms, device, outside
 
 
 def _block_top_bald(scorer, X_block, start, n_keep, floor, salt, hold_bytes=0):
@@ -871,7 +881,7 @@ def _block_top_bald(scorer, X_block, start, n_keep, floor, salt, hold_bytes=0):
     slices = chunk_slices(_num_samples(X_block), row_bytes, getattr(learner, "chunk_size", None))
     # Chunks are gathered in lists and joined only to cut the running top (or at the end):
     # joining at every chunk copied the kept samples once per chunk.
-    balds, positions, samples, device, held = [], [], [], None, 0
+    balds, entropies, positions, samples, device, held = [], [], [], [], None, 0
     for rows in slices:
         chunk = _check_samples(predict(take_rows(X_block, rows)), name, rows.stop - rows.start)
         if _is_torch(chunk):
@@ -879,29 +889,35 @@ def _block_top_bald(scorer, X_block, start, n_keep, floor, salt, hold_bytes=0):
         chunk = _to_numpy(chunk)
         if rows.start == 0:  # rows whose samples fit in hold_bytes are all kept
             n_keep = max(n_keep, hold_bytes // max(1, 8 * chunk.shape[0] * chunk.shape[2]))
-        balds.append(bald_terms(chunk)[0])
+        bald, expected_entropy = bald_terms(chunk)
+        balds.append(bald)
+        entropies.append(expected_entropy)
         positions.append(np.arange(rows.start, rows.stop) + start)
         samples.append(chunk)
         held += chunk.shape[1]
         # The running top: every row at or above the floor stays, and so does the highest
         # row below it (the bound on the rows left out), so memory is O(kept + chunk).
         if held > 2 * (n_keep + 1):
-            balds, positions, samples = _top_rows(balds, positions, samples, n_keep, floor, salt)
+            balds, entropies, positions, samples = _top_rows(
+                balds, entropies, positions, samples, n_keep, floor, salt)
             held = balds[0].size
-    balds, positions, samples = _top_rows(balds, positions, samples, n_keep, floor, salt)
-    return balds[0], positions[0], samples[0], device, _num_samples(X_block)
+    balds, entropies, positions, samples = _top_rows(
+        balds, entropies, positions, samples, n_keep, floor, salt)
+    return balds[0], positions[0], samples[0], device, _num_samples(X_block), entropies[0]
 
 
-def _top_rows(balds, positions, samples, n_keep, floor, salt):
+def _top_rows(balds, entropies, positions, samples, n_keep, floor, salt):
     """The gathered chunks joined and cut to the top ``max(n_keep, m) + 1`` rows by BALD
     (``m`` rows at or above ``floor``), in position order; one-element lists."""
-    bald, position = np.concatenate(balds), np.concatenate(positions)
+    bald, entropy = np.concatenate(balds), np.concatenate(entropies)
+    position = np.concatenate(positions)
     sample = samples[0] if len(samples) == 1 else np.concatenate(samples, axis=1)
     k = max(n_keep, int((bald >= floor).sum())) + 1
     if bald.size > k:
         keep = np.sort(top_k_by_position(bald, k, salt, position))
-        bald, position, sample = bald[keep], position[keep], sample[:, keep, :]
-    return [bald], [position], [sample]
+        bald, entropy = bald[keep], entropy[keep]
+        position, sample = position[keep], sample[:, keep, :]
+    return [bald], [entropy], [position], [sample]
 
 
 def _head(top):
@@ -909,5 +925,6 @@ def _head(top):
 
 
 def _rows_of(top, mask):
-    return top[2][:, mask, :]
+    # the kept rows' samples and expected entropies
+    return top[2][:, mask, :], top[5][mask]
 
