@@ -139,6 +139,28 @@ def test_semi_supervised_model_with_typiclust_cold_start(tmp_path, capsys):
     assert "labels to" in capsys.readouterr().out
 
 
+def test_label_spreading_with_an_uncertainty_strategy(tmp_path, capsys):
+    # With 20 random labels parts of the kNN graph reach no label: their distribution is
+    # 0/0 in scikit-learn's LabelSpreading, which margin sampling must not be handed.
+    status = main(["run", "--model", "label_spreading", "--strategies", "margin",
+                   "--budget", "40", "--initial-size", "20", "--repeats", "2", "--n-jobs", "1",
+                   "--quiet", "--output", str(tmp_path)])
+    assert status == 0, capsys.readouterr().err
+
+
+def test_unreached_rows_get_the_class_frequencies():
+    from skal.experiments._recipes import ReachingLabelSpreading
+
+    # two far-apart groups of 5 rows; the three labels are all in the first group
+    X = np.vstack([np.arange(5.0)[:, None], 100 + np.arange(5.0)[:, None]])
+    y = np.array([0, 1, 1, -1, -1, -1, -1, -1, -1, -1])
+    model = ReachingLabelSpreading(kernel="knn", n_neighbors=2).fit(X, y)
+    proba = model.predict_proba(X)
+    assert np.isfinite(proba).all()
+    np.testing.assert_allclose(model.label_distributions_[5:], [[1 / 3, 2 / 3]] * 5)
+    assert model.transduction_[5:].tolist() == [1] * 5
+
+
 def test_contrastive_embedding_option(tmp_path, capsys):
     pytest.importorskip("torch")
     out = tmp_path / "out"

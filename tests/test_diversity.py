@@ -264,3 +264,30 @@ def test_badge_and_ranked_batch_reject_learners_without_predict_proba():
         BADGE()(None, np.zeros((4, 2)), 2)
     with pytest.raises(ValueError, match="diversity"):
         RankedBatch(diversity="nope")(fitted_learner()[0], np.zeros((4, 2)), 2)
+
+
+def test_a_copy_of_a_lazy_k_center_state_taken_mid_update_stays_exact():
+    # dask may pickle a block's state (spilling it, or sending it to another worker) while a
+    # find() is tightening its bounds: a copy must never pair old distances with new
+    # "checked" counts, so a copy re-checks its rows against every centre.
+    import pickle
+
+    from skal.strategies._diversity import LazyFarthest, k_center_greedy
+
+    Z = np.random.RandomState(0).standard_normal((2000, 5)).astype(np.float32)
+    expected, _ = k_center_greedy(Z, 20, np.full(2000, np.inf), first=0)
+    state = LazyFarthest(Z, np.full(2000, np.inf), 20)
+    state.add_centre(Z[0], 0)
+    picks = [0]
+    for step in range(19):
+        stale_dmin = state.dmin.copy()
+        _, best = state.find()
+        # the worst copy: distances from before find(), counts from after it
+        torn = pickle.loads(pickle.dumps(state))
+        torn.dmin[:] = np.maximum(stale_dmin, state.dmin)
+        assert not torn.checked.any() and torn.block is None
+        state = torn if step % 2 else state
+        _, best = state.find()
+        picks.append(best)
+        state.add_centre(Z[best], best)
+    assert picks == expected.tolist()

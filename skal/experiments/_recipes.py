@@ -7,6 +7,7 @@ torch is imported only when a network trains, so importing this module stays lig
 import numbers
 
 import numpy as np
+from sklearn.semi_supervised import LabelSpreading
 from sklearn.utils import check_random_state
 
 _MAX_SEED = np.iinfo(np.int32).max
@@ -216,3 +217,28 @@ def early_stopping_params(X_valid, y_valid, *, patience=3, epoch_samples=None):
         params["iterator_train"] = fixed_length_loader
         params["iterator_train__epoch_samples"] = int(epoch_samples)
     return params
+
+
+class ReachingLabelSpreading(LabelSpreading):
+    """scikit-learn's ``LabelSpreading``, with a distribution for every row.
+
+    With a kNN graph and few labels, rows in a part of the graph that no labelled row reaches
+    get all-zero label distributions, and ``predict_proba`` NaN (``0 / 0``), which
+    uncertainty strategies rightly refuse (and ``predict`` turns into the first class).
+    Those rows get the labelled rows' class frequencies instead: the model knows nothing
+    about them. Everything else is ``LabelSpreading``'s.
+    """
+
+    def fit(self, X, y):
+        super().fit(X, y)
+        distributions = self.label_distributions_
+        # scikit-learn leaves such rows all zero (it divides by 1 where the sum is 0)
+        unreached = ~np.isfinite(distributions).all(axis=1) | (distributions.sum(axis=1) <= 0)
+        if unreached.any():
+            y = np.asarray(y)
+            known = y[y != -1]
+            prior = (known[:, None] == self.classes_[None, :]).mean(axis=0)
+            self.label_distributions_[unreached] = prior
+            self.transduction_ = self.classes_[np.argmax(self.label_distributions_, axis=1)]
+        return self
+

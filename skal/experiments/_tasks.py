@@ -84,9 +84,10 @@ def _naive_bayes():
 def _label_spreading():
     # Semi-supervised: the learner fits it on the labelled rows and every unlabelled pool row
     # (marked -1), so the labels spread along a kNN graph of the whole pool.
-    from sklearn.semi_supervised import LabelSpreading
+    from skal.experiments._recipes import ReachingLabelSpreading
 
-    return _scaled(LabelSpreading(kernel="knn", n_neighbors=10, alpha=0.2, max_iter=100))
+    return _scaled(ReachingLabelSpreading(kernel="knn", n_neighbors=10, alpha=0.2,
+                                          max_iter=100))
 
 
 def _linear_svm():

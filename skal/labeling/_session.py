@@ -11,7 +11,6 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 from sklearn.base import clone
-from sklearn.utils.validation import _num_samples
 
 from skal.labeling._journal import (
     READABLE_VERSIONS,
@@ -43,7 +42,7 @@ from skal.labeling._validation import (
 )
 from skal.learners._base import default_estimator, seed_estimator
 from skal.stopping._criteria import first_stop_reason, fresh_criteria
-from skal.strategies._base import take_rows
+from skal.strategies._base import num_rows, take_rows
 
 Query = namedtuple("Query", ["sample_id", "round", "strategy", "score"])
 Query.__doc__ = """One sample proposed to an annotator: its id, the round, and why it was chosen.
@@ -252,7 +251,7 @@ class LabelingSession:
     ):
         # Every parameter is checked before the journal is opened, so a mistake creates no file.
         journal = check_journal_path(journal)
-        n = _num_samples(X_pool)
+        n = num_rows(X_pool)
         if n == 0:
             raise ValueError("The pool is empty (0 rows): there is nothing to label.")
         sample_ids = check_sample_ids(sample_ids, n)

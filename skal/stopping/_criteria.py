@@ -14,9 +14,8 @@ import numpy as np
 from sklearn.base import BaseEstimator, clone
 from sklearn.metrics import cohen_kappa_score
 from sklearn.utils import check_random_state
-from sklearn.utils.validation import _num_samples
 
-from skal.strategies._base import PoolScoringStrategy, take_rows, target_kind
+from skal.strategies._base import PoolScoringStrategy, num_rows, take_rows, target_kind
 from skal.strategies._uncertainty import EntropySampling, LeastConfidence
 
 
@@ -63,7 +62,7 @@ class StoppingCriterion(BaseEstimator, metaclass=ABCMeta):
     def _stop_set(self, X_pool):
         """The fixed rows the criterion watches: drawn from the pool at the first check."""
         if not hasattr(self, "stop_set_"):
-            n_pool = _num_samples(X_pool)
+            n_pool = num_rows(X_pool)
             rng = check_random_state(self.random_state)
             size = min(self.stop_set_size, n_pool)
             rows = np.sort(rng.choice(n_pool, size=size, replace=False))
@@ -215,7 +214,7 @@ class UncertaintyThreshold(StoppingCriterion):
     def _check(self, learner, X_pool):
         if self.aggregate not in ("max", "mean"):
             raise ValueError(f"aggregate must be 'max' or 'mean', got {self.aggregate!r}.")
-        if _num_samples(X_pool) == 0:
+        if num_rows(X_pool) == 0:
             return "the pool is empty"
         scores = _uncertainty(self.strategy, learner, X_pool)
         value = float(scores.max() if self.aggregate == "max" else scores.mean())

@@ -174,6 +174,16 @@ class LazyFarthest:
         # decreases, so both stay valid from one step to the next.
         self.block, self.rest_bound, self.block_size = None, np.inf, min(_LAZY_BLOCK, Z.shape[0])
 
+    def __getstate__(self):
+        # A copy may be taken while find() runs (dask spilling a block's state to disk, or
+        # sending it to another worker): keep only what holds at every moment -- each dmin
+        # value bounds its row's distance from above -- and let the copy re-check its rows
+        # against every centre, so a half-updated copy cannot claim a stale row is current.
+        state = self.__dict__.copy()
+        state["checked"] = np.zeros_like(self.checked)
+        state["block"], state["rest_bound"] = None, np.inf
+        return state
+
     def find(self):
         """``(squared distance, row)`` of the farthest row; lowest row among exact ties."""
         Z, sq_Z, dmin, checked, k = self.Z, self.sq_Z, self.dmin, self.checked, self.n_centres
@@ -307,9 +317,10 @@ def _block_row(state, start, position):
 
 
 def _block_farthest(state, start):
-    # Tightens the state's bounds in place: a cache, the distances it bounds are unchanged.
-    with _blas_controller().limit(limits=1, user_api="blas"):
-        value, local = state.find()
+    # Tightens the state's bounds in place: a cache, the distances it bounds are unchanged
+    # (and a copy taken meanwhile is safe: LazyFarthest.__getstate__). No BLAS thread limit
+    # here: it is process-wide, and a worker may run several blocks' tasks at once.
+    value, local = state.find()
     return float(value), start + local, state.Z[local]
 
 
