@@ -380,6 +380,7 @@ def test_batchbald_prefilter_gives_the_greedy_over_every_row(n_samples, seed, ho
     scorings = []
     init = _bayesian._BaldTops.__init__
     monkeypatch.setattr(_bayesian, "_MIN_CANDIDATES", 8)
+    monkeypatch.setattr(_bayesian, "_WHOLE_POOL_FACTOR", 1)  # not a small pool here
     if not hold_all:
         monkeypatch.setattr(_bayesian, "_HOLD_BYTES", 0)
     monkeypatch.setattr(_bayesian._BaldTops, "__init__",

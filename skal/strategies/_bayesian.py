@@ -743,6 +743,10 @@ class BatchBALD(QueryStrategy):
         greedy_seed = int(random_state.randint(np.iinfo(np.int32).max))
         n_pool = num_rows(X_pool)
         n_keep, floor = min(n_pool, max(_MIN_CANDIDATES, 8 * batch_size)), np.inf
+        if not is_dask_pool(X_pool) and n_pool <= _WHOLE_POOL_FACTOR * n_keep:
+            # a small pool in memory: the lazy greedy bounds every row by its BALD anyway,
+            # and a failed certificate would cost a second greedy
+            n_keep = n_pool
         tops = None
         while True:
             found = None if tops is None else tops.candidates(n_keep, floor)
@@ -773,6 +777,8 @@ class BatchBALD(QueryStrategy):
 # Candidates BatchBALD keeps at first: a few thousand rows' samples are cheap to hold and
 # make the certificate hold in most queries; a failed certificate widens them fourfold.
 _MIN_CANDIDATES = 1024
+# A pool in memory of at most this many times the first candidates skips the prefilter.
+_WHOLE_POOL_FACTOR = 16
 # A pool in memory whose samples take at most this many bytes (as float64) keeps them all
 # while BALD is scored, so a widened request never scores the pool again.
 _HOLD_BYTES = 256 * 2**20
