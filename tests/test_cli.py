@@ -161,6 +161,7 @@ def test_unreached_rows_get_the_class_frequencies():
     assert model.transduction_[5:].tolist() == [1] * 5
 
 
+@pytest.mark.slow  # pretrains an encoder: end to end, in the slow set
 def test_contrastive_embedding_option(tmp_path, capsys):
     pytest.importorskip("torch")
     out = tmp_path / "out"
