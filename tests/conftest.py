@@ -1,5 +1,8 @@
 """Shared test set-up."""
 
+import os
+from pathlib import Path
+
 import pytest
 from threadpoolctl import threadpool_limits
 
@@ -22,3 +25,20 @@ def one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+# MNIST's t10k files: $SKAL_MNIST_DIR, else shared/data/mnist beside the repository.
+MNIST_DIR = Path(os.environ.get(
+    "SKAL_MNIST_DIR", Path(__file__).resolve().parents[2] / "shared" / "data" / "mnist"))
+
+
+@pytest.fixture(scope="session")
+def mnist_t10k():
+    """MNIST's 10,000 t10k images (flat float32 rows in [0, 1]) and labels; skips without
+    the files."""
+    if not any(MNIST_DIR.glob("t10k-images-idx3-ubyte*")):
+        pytest.skip(f"no MNIST t10k files in {MNIST_DIR} (set SKAL_MNIST_DIR)")
+    from skal.datasets import load_mnist_idx
+
+    return load_mnist_idx(MNIST_DIR)
+

@@ -295,16 +295,8 @@ def test_candidate_fraction_ranks_a_random_part_of_the_pool_the_same_on_dask():
 
 
 @pytest.mark.slow
-def test_the_mnist_cnn_on_mnist_images_end_to_end():
-    import os
-    from pathlib import Path
-
-    from skal.datasets import load_mnist_idx
-
-    folder = Path(os.environ.get("SKAL_MNIST_DIR", "/work/shared/data/mnist"))
-    if not any(folder.glob("t10k-images-idx3-ubyte*")):
-        pytest.skip(f"no MNIST t10k files in {folder}")
-    X, y = load_mnist_idx(folder)
+def test_the_mnist_cnn_on_mnist_images_end_to_end(mnist_t10k):
+    X, y = mnist_t10k
     X, y = X[:400], y[:400]
     net = LearningLossClassifier(MNISTConvNet, max_epochs=3, random_state=0)
     learner = ActiveLearner(net, LearningLoss(random_state=0),

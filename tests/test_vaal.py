@@ -180,16 +180,8 @@ def test_the_conv_vae_takes_28x28_images_only():
 
 
 @pytest.mark.slow
-def test_the_conv_vae_on_mnist_images_end_to_end():
-    import os
-    from pathlib import Path
-
-    from skal.datasets import load_mnist_idx
-
-    folder = Path(os.environ.get("SKAL_MNIST_DIR", "/work/shared/data/mnist"))
-    if not any(folder.glob("t10k-images-idx3-ubyte*")):
-        pytest.skip(f"no MNIST t10k files in {folder}")
-    X, y = load_mnist_idx(folder)
+def test_the_conv_vae_on_mnist_images_end_to_end(mnist_t10k):
+    X, y = mnist_t10k
     X, y = X[:600], y[:600]
     # labelled: only zeros and ones; the pool: every digit. VAAL should ask for other digits.
     labelled = np.flatnonzero(y <= 1)[:60]
