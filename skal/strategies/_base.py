@@ -472,7 +472,7 @@ class PoolBlocks:
     """Per-block states of a pool, kept where the blocks live; a pool in memory is one block.
 
     For strategies that make many small rounds over the pool (one per greedy pick):
-    ``make_state(shared, block)`` builds each block's state once (persisted on the workers
+    ``make_state(shared, block, start)`` builds each block's state once (persisted on the workers
     of a dask pool, ``shared`` sent once as by :func:`map_pool_blocks`); :meth:`ask` returns
     ``func(state, start, *args)`` of every block (small values, to the client) and
     :meth:`update` replaces every state by ``func(state, start, *args)`` where it lives.
@@ -483,7 +483,7 @@ class PoolBlocks:
     def __init__(self, X_pool, make_state, shared):
         self.on_dask = is_dask_pool(X_pool)
         if not self.on_dask:
-            self.states, self.starts = [make_state(shared, X_pool)], [0]
+            self.states, self.starts = [make_state(shared, X_pool, 0)], [0]
             return
         import dask
 
@@ -491,8 +491,9 @@ class PoolBlocks:
         shared = ship_once(shared)
         kept = [i for i, length in enumerate(lengths) if length]
         self.starts = [int(starts[i]) for i in kept]
-        self.states = list(dask.persist(*[dask.delayed(make_state)(shared, blocks[i])
-                                          for i in kept]))
+        self.states = list(dask.persist(*[dask.delayed(make_state)(shared, blocks[i],
+                                                                    self.starts[n])
+                                          for n, i in enumerate(kept)]))
 
     def _run(self, func, args, keep):
         if not self.on_dask:

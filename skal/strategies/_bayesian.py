@@ -13,16 +13,15 @@ import numpy as np
 from sklearn.utils.validation import _num_samples
 
 from skal.strategies._base import (
+    PoolBlocks,
     PoolScoringStrategy,
     QueryStrategy,
     _n_columns,
     chunk_slices,
-    dask_row_blocks,
     is_dask_pool,
     num_rows,
     position_gumbel,
     require,
-    ship_once,
     take_rows,
     tie_break_salt,
     top_k,
@@ -826,21 +825,12 @@ class _BaldTops:
     """
 
     def __init__(self, strategy, learner, X_pool, reserve, floor, salt):
-        self.on_dask, self.salt = is_dask_pool(X_pool), salt
-        func = functools.partial(_block_top_bald, n_keep=reserve, floor=floor, salt=salt,
-                                 hold_bytes=0 if self.on_dask else _HOLD_BYTES)
-        if self.on_dask:
-            import dask
-
-            blocks, lengths, starts = dask_row_blocks(X_pool)
-            shared = ship_once((strategy, learner))
-            self.tops = dask.persist(*[
-                dask.delayed(func)(shared, block, int(start))
-                for block, start, n in zip(blocks, starts, lengths, strict=True) if n])
-            self.heads = dask.compute(*[dask.delayed(_head)(top) for top in self.tops])
-        else:
-            self.tops = [func((strategy, learner), X_pool, 0)]
-            self.heads = [_head(top) for top in self.tops]
+        self.salt = salt
+        make_state = functools.partial(
+            _block_top_bald, n_keep=reserve, floor=floor, salt=salt,
+            hold_bytes=0 if is_dask_pool(X_pool) else _HOLD_BYTES)
+        self.blocks = PoolBlocks(X_pool, make_state, (strategy, learner))
+        self.heads = self.blocks.ask(_head)
         self.bald = np.concatenate([head[0] for head in self.heads])
         self.positions = np.concatenate([head[1] for head in self.heads])
         self.block = np.repeat(np.arange(len(self.heads)), [h[1].size for h in self.heads])
@@ -861,14 +851,7 @@ class _BaldTops:
         if np.any(self.dropped & (outside_kept == 0)):
             return None
         outside = self.bald[order[n_take]] if order.size > n_take else -np.inf
-        masks = np.split(kept, np.cumsum([head[1].size for head in self.heads])[:-1])
-        if self.on_dask:
-            import dask
-
-            parts = dask.compute(*[dask.delayed(_rows_of)(top, mask)
-                                   for top, mask in zip(self.tops, masks, strict=True)])
-        else:
-            parts = [_rows_of(top, mask) for top, mask in zip(self.tops, masks, strict=True)]
+        parts = self.blocks.ask(_rows_of, self.positions[kept])
         device = next((head[2] for head in self.heads if head[2] is not None), None)
         samples = np.concatenate([part[0] for part in parts], axis=1)
         terms = (self.bald[kept], np.concatenate([part[1] for part in parts]))
@@ -926,11 +909,12 @@ def _top_rows(balds, entropies, positions, samples, n_keep, floor, salt):
     return [bald], [entropy], [position], [sample]
 
 
-def _head(top):
+def _head(top, start):
     return top[0], top[1], top[3], top[4]
 
 
-def _rows_of(top, mask):
-    # the kept rows' samples and expected entropies
+def _rows_of(top, start, positions):
+    # the samples and expected entropies of the block's rows among ``positions``
+    mask = np.isin(top[1], positions, assume_unique=True)
     return top[2][:, mask, :], top[5][mask]
 

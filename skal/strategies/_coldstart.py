@@ -194,7 +194,7 @@ def _typical_picks(free, covered, members_of, batch_size, random_state):
 _PASSES = 3
 
 
-def _embed_block(learner, X_block):
+def _embed_block(learner, X_block, start):
     return (np.ascontiguousarray(_as_numpy(embed(learner, X_block))),)
 
 

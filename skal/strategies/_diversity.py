@@ -299,7 +299,7 @@ def _farthest_of_blocks(blocks, func, *args):
     return value, position, row
 
 
-def _block_state(shared, X_block):
+def _block_state(shared, X_block, start):
     learner, L, sq_L, batch_size = shared
     Z = np.ascontiguousarray(_as_numpy(embed(learner, X_block)))
     sq_Z = sq_norms(Z)
@@ -477,7 +477,7 @@ class BADGE(QueryStrategy):
 # probability proportional to d², and with the noise keyed by the row's pool position
 # (position_gumbel), every block finds its own candidate and the largest of those is the
 # draw the whole pool in memory makes.
-def _badge_state(shared, X_block):
+def _badge_state(shared, X_block, start):
     learner, name = shared
     proba = np.asarray(require(learner, "predict_proba", name)(X_block), dtype=np.float64)
     H = _as_numpy(embed(learner, X_block))
