@@ -11,6 +11,11 @@ is scored on the test part after every fit. Strategies:
 - ``learning_loss`` uses :class:`~skal.nets.LearningLossClassifier` (the same MLP plus the
   loss-prediction module on its hidden layer, trained jointly) and queries by predicted loss;
   ``learning_loss_subset`` ranks a random fifth of the pool only, as the paper does;
+- ``asal`` and ``gaal`` use a plain :class:`~skal.nets.NetClassifier` and one
+  :class:`~skal.nets.PoolGAN` per seed (default settings), fitted on the pool before the first
+  query; ASAL queries the pool rows nearest to rows synthesised at the network's boundary,
+  GAAL adds the synthesised rows themselves, labelled by their nearest pool row (the
+  simulation's stand-in for a person);
 - ``random_ll`` draws at random but trains the same ``LearningLossClassifier``, so that the
   effect of the joint training on accuracy is told apart from that of the picks.
 
@@ -43,7 +48,7 @@ import pandas as pd  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "docs" / "results" / "deep_methods"
-STRATEGIES = ["random", "coreset", "batchbald", "vaal", "learning_loss",
+STRATEGIES = ["random", "coreset", "batchbald", "vaal", "asal", "gaal", "learning_loss",
               "learning_loss_subset", "random_ll"]
 N_INITIAL, BATCH, BUDGET, TARGET = 10, 10, 200, 0.90
 # VAAL's networks: the paper's latent size, 10 passes over the pool per query (about 200
@@ -75,10 +80,10 @@ def initial_rows(n_pool, seed):
     return labelled
 
 
-def make_learner(strategy, seed, data="digits"):
+def make_learner(strategy, seed, data="digits", generator=None):
     from skal import ActiveLearner
     from skal.nets import LearningLossClassifier, NetClassifier
-    from skal.strategies import VAAL, BatchBALD, CoreSet, LearningLoss, RandomSampling
+    from skal.strategies import ASAL, VAAL, BatchBALD, CoreSet, LearningLoss, RandomSampling
 
     net_params = dict(module__hidden_units=(128,), max_epochs=30, batch_size=32, lr=1e-2,
                       classes=np.arange(10), random_state=seed)
@@ -94,32 +99,56 @@ def make_learner(strategy, seed, data="digits"):
         "learning_loss_subset": (joint, LearningLoss(candidate_fraction=0.2,
                                                      random_state=seed)),
         "random_ll": (joint, RandomSampling(random_state=seed)),
+        "asal": (plain, ASAL(generator, random_state=seed)),
+        # GAAL's rows are synthesised in run(); the learner's own strategy is never asked
+        "gaal": (plain, RandomSampling(random_state=seed)),
     }[strategy]
     return ActiveLearner(estimator, query, random_state=seed)
 
 
 def run(strategy, seed, data="digits"):
     import torch
+    from sklearn.frozen import FrozenEstimator
+    from sklearn.neighbors import KNeighborsClassifier
+
+    from skal.nets import PoolGAN
+    from skal.strategies import GAAL
 
     torch.set_num_threads(1)
     X_pool, X_test, y_pool, y_test = split(data, seed)
     labelled = initial_rows(len(y_pool), seed)
-    learner = make_learner(strategy, seed, data)
+    generator, gan_seconds = None, np.nan
+    if strategy in ("asal", "gaal"):
+        # one generator per seed, fitted on the pool before the loop (the learner clones its
+        # strategy at every fit, so an unfitted one would be refitted every cycle)
+        start = time.perf_counter()
+        generator = FrozenEstimator(PoolGAN(random_state=seed).fit(X_pool))
+        gan_seconds = time.perf_counter() - start
+    learner = make_learner(strategy, seed, data, generator)
+    # GAAL: synthesised rows, labelled by the nearest pool row (the simulation's person)
+    X_made, y_made = np.empty((0, X_pool.shape[1]), X_pool.dtype), np.empty(0, y_pool.dtype)
+    oracle = KNeighborsClassifier(n_neighbors=1).fit(X_pool, y_pool)
     rows = []
     while True:
+        n_labels = int(labelled.sum()) + len(y_made)
         start = time.perf_counter()
-        learner.fit(X_pool, np.where(labelled, y_pool, -1))
+        learner.fit(np.r_[X_pool, X_made], np.r_[np.where(labelled, y_pool, -1), y_made])
         fit_seconds = time.perf_counter() - start
-        rows.append({"cycle": len(rows), "n_labels": int(labelled.sum()),
+        rows.append({"cycle": len(rows), "n_labels": n_labels,
                      "accuracy": learner.score(X_test, y_test), "fit_seconds": fit_seconds,
-                     "query_seconds": np.nan})
-        if labelled.sum() >= BUDGET:
+                     "query_seconds": np.nan, "gan_seconds": gan_seconds})
+        if n_labels >= BUDGET:
             break
         unlabelled = np.flatnonzero(~labelled)
         start = time.perf_counter()
-        picks = learner.query(X_pool[unlabelled], BATCH)
+        if strategy == "gaal":
+            X_new = GAAL(generator, random_state=seed).synthesize(learner, X_pool, BATCH)
+            X_made = np.r_[X_made, X_new.astype(X_pool.dtype)]
+            y_made = np.r_[y_made, oracle.predict(X_new)]
+        else:
+            picks = learner.query(X_pool[unlabelled], BATCH)
+            labelled[unlabelled[picks]] = True
         rows[-1]["query_seconds"] = time.perf_counter() - start
-        labelled[unlabelled[picks]] = True
     return pd.DataFrame(rows)
 
 
@@ -181,6 +210,9 @@ def summary(results=RESULTS, title="digits, MLP, batch 10"):
                                               for v in to_target),
             "fit_seconds_median": runs["fit_seconds"].median(),
             "query_seconds_median": runs["query_seconds"].median(),
+            # ASAL and GAAL: the generator, fitted once per seed before the first query
+            "gan_seconds_median": (runs.groupby("seed")["gan_seconds"].first().median()
+                                   if "gan_seconds" in runs else np.nan),
         })
     table = pd.DataFrame(table).set_index("strategy")
     table = table.loc[[s for s in STRATEGIES if s in table.index]]
@@ -203,7 +235,9 @@ def rst_table(table):
                   f"     - {row['minus_random']:+.3f}{_se(row['minus_random_se'])}",
                   f"     - {row['final_accuracy']:.3f}", f"     - {row['labels_to_90_per_seed']}",
                   f"     - {row['fit_seconds_median']:.2f}",
-                  f"     - {row['query_seconds_median']:.3f}"]
+                  f"     - {row['query_seconds_median']:.3f}" + (
+                      "" if np.isnan(row["gan_seconds_median"])
+                      else f" (+ {row['gan_seconds_median']:.0f} s once for the GAN)")]
     return "\n".join(lines) + "\n"
 
 
