@@ -1,8 +1,8 @@
 """Smoke test of the BatchBALD MNIST reproduction (examples/batchbald_mnist.py and its
 ``skal run`` config): a few acquisitions on a small pool with a tiny training budget.
 
-Needs the MNIST t10k IDX files in /work/shared/data/mnist, or in the folder named by the
-environment variable SKAL_MNIST_DIR; skipped without them.
+Needs the MNIST t10k IDX files (the ``mnist_dir`` fixture of conftest.py says where it
+looks); skipped without them.
 """
 
 import json
@@ -19,24 +19,16 @@ pytest.importorskip("skorch")
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / "examples" / "batchbald_mnist.py"
 CONFIG = ROOT / "examples" / "configs" / "batchbald_mnist.toml"
-MNIST = Path(os.environ.get("SKAL_MNIST_DIR", "/work/shared/data/mnist"))
-
-pytestmark = [
-    pytest.mark.skipif(
-        not any(MNIST.glob("t10k-images-idx3-ubyte*")),
-        reason=f"no MNIST t10k files in {MNIST} (set SKAL_MNIST_DIR)",
-    ),
-    pytest.mark.slow,
-]
+pytestmark = pytest.mark.slow
 
 TINY = ["--pool-size", "200", "--validation-size", "128", "--test-size", "500",
         "--mc-samples", "4", "--epochs", "2", "--epoch-samples", "128", "--max-labels", "40",
         "--joint-samples", "200", "--device", "cpu", "--threads", "1", "--quiet"]
 
 
-def test_script_runs_acquisitions_and_writes_every_output(tmp_path):
+def test_script_runs_acquisitions_and_writes_every_output(tmp_path, mnist_dir):
     out = tmp_path / "out"
-    command = [sys.executable, str(SCRIPT), "--mnist", str(MNIST), "--output", str(out),
+    command = [sys.executable, str(SCRIPT), "--mnist", str(mnist_dir), "--output", str(out),
                "--seeds", "0", "--methods", "batchbald", "bald", "random", *TINY]
     env = {**os.environ, "MPLBACKEND": "Agg", "OMP_NUM_THREADS": "1",
            "OPENBLAS_NUM_THREADS": "1"}
@@ -64,10 +56,10 @@ def test_script_runs_acquisitions_and_writes_every_output(tmp_path):
     assert again.returncode == 0 and again.stdout.count("skipped") == 3
 
 
-def test_skal_run_config_runs_a_tiny_variant(tmp_path, capsys):
+def test_skal_run_config_runs_a_tiny_variant(tmp_path, capsys, mnist_dir):
     from skal._cli import main
 
-    status = main(["run", "--config", str(CONFIG), "--data", str(MNIST), "--budget", "30",
+    status = main(["run", "--config", str(CONFIG), "--data", str(mnist_dir), "--budget", "30",
                    "--repeats", "1", "--mc-samples", "4", "--epochs", "1", "--epoch-samples",
                    "64", "--pool-size", "300", "--validation-size", "100", "--strategies",
                    "batchbald", "random", "--device", "cpu", "--quiet", "--output",

@@ -14,7 +14,6 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / "examples" / "batchbald_redundancy.py"
-MNIST = Path(os.environ.get("SKAL_MNIST_DIR", "/work/shared/data/mnist"))
 
 
 @pytest.fixture(scope="module")
@@ -65,15 +64,11 @@ def test_copies_of_a_row_add_nothing_when_each_network_is_certain(redundancy):
     assert abs(estimate - single) < 4 * error + 1e-6
 
 
-@pytest.mark.skipif(
-    not any(MNIST.glob("t10k-images-idx3-ubyte*")),
-    reason=f"no MNIST t10k files in {MNIST} (set SKAL_MNIST_DIR)",
-)
 @pytest.mark.slow
-def test_script_compares_both_pools(tmp_path):
+def test_script_compares_both_pools(tmp_path, mnist_dir):
     pytest.importorskip("skorch")
     out = tmp_path / "out"
-    command = [sys.executable, str(SCRIPT), "--mnist", str(MNIST), "--output", str(out),
+    command = [sys.executable, str(SCRIPT), "--mnist", str(mnist_dir), "--output", str(out),
                "--labels", "20", "--mc-samples", "3", "5", "--small-pool", "300",
                "--epochs", "2", "--epoch-samples", "128", "--configurations", "2000",
                "--joint-samples", "200", "--threads", "1"]

@@ -205,13 +205,8 @@ def test_csv_text_and_npy_pools(tmp_path):
         load_pool(tmp_path / "missing.csv")
 
 
-def test_mnist_folder_pool():
-    folder = os.environ.get("SKAL_MNIST_DIR", os.path.join(
-        os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
-        "shared", "data", "mnist"))
-    if not os.path.exists(os.path.join(folder, "t10k-images-idx3-ubyte.gz")):
-        pytest.skip(f"the MNIST files are not in {folder}")
-    pool = load_pool(folder)
+def test_mnist_folder_pool(mnist_dir):
+    pool = load_pool(mnist_dir)
     assert len(pool) == 10000 and pool.X.shape == (10000, 784) and pool.kind == "image"
     assert pool.image(0)[0][:4] == b"\x89PNG"
 

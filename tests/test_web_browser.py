@@ -28,10 +28,6 @@ from selenium.webdriver.common.action_chains import ActionChains  # noqa: E402
 from selenium.webdriver.common.by import By  # noqa: E402
 from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
 
-# The MNIST files: $SKAL_MNIST_DIR, else shared/data/mnist beside the repository.
-MNIST = os.environ.get("SKAL_MNIST_DIR", os.path.join(
-    os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
-    "shared", "data", "mnist"))
 WAIT = 60
 
 
@@ -156,12 +152,8 @@ def digits_files(tmp_path):
     return tmp_path / "pool.npy", y[:600], tmp_path / "held_out.npz"
 
 
-def mnist_files(tmp_path):
-    if not os.path.exists(os.path.join(MNIST, "t10k-images-idx3-ubyte.gz")):
-        pytest.skip(f"the MNIST t10k files are not in {MNIST} (set SKAL_MNIST_DIR)")
-    from skal.datasets import load_mnist_idx
-
-    X, y = load_mnist_idx(MNIST)
+def mnist_files(tmp_path, mnist_t10k):
+    X, y = mnist_t10k
     np.save(tmp_path / "pool.npy", X[:3000].reshape(-1, 28, 28))
     np.savez(tmp_path / "held_out.npz", X=X[-1000:], y=y[-1000:])
     return tmp_path / "pool.npy", y[:3000], tmp_path / "held_out.npz"
@@ -172,8 +164,9 @@ def mnist_files(tmp_path):
 # API without one in the default set.
 @pytest.mark.slow
 @pytest.mark.parametrize("data", ["digits", "mnist"])
-def test_label_20_by_key_presses_undo_reload(tmp_path, browsers, servers, data):
-    pool, truth, held_out = (digits_files if data == "digits" else mnist_files)(tmp_path)
+def test_label_20_by_key_presses_undo_reload(tmp_path, browsers, servers, data, request):
+    pool, truth, held_out = (digits_files(tmp_path) if data == "digits" else
+                             mnist_files(tmp_path, request.getfixturevalue("mnist_t10k")))
     journal = tmp_path / "j.sqlite"
     server = servers(pool, "--journal", journal, "--classes", ",".join(map(str, range(10))),
                      "--seed", "0", "--batch-size", "5", "--query-ahead", "--budget", "30",
