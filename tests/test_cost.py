@@ -55,6 +55,23 @@ def test_budget_in_cost_units():
     assert left < COSTS.max()
 
 
+def test_costs_are_priced_once_per_row_and_teach_adds_the_new_rows():
+    priced = []
+
+    def counting_cost(rows):
+        priced.append(len(rows))
+        return ink_cost(rows)
+
+    learner = ActiveLearner(label_cost=counting_cost, budget=200.0, batch_size=10,
+                            random_state=0).fit(X_D[:500], Y_D[:500])
+    # the pool once, never the labelled rows again at every cycle
+    assert priced == [500] and len(learner.history_) >= 5
+    spent = learner.history_[-1]["cost"]
+    assert spent == pytest.approx(COSTS[learner.labeled_indices_].sum())
+    learner.teach(X_D[600:603], Y_D[600:603])
+    assert learner.history_[-1]["cost"] == pytest.approx(spent + COSTS[600:603].sum())
+
+
 def test_without_costs_history_cost_counts_labels():
     learner = ActiveLearner(budget=40, batch_size=10, random_state=0).fit(X_D, Y_D)
     assert [row["cost"] for row in learner.history_] == [10.0, 20.0, 30.0, 40.0]

@@ -287,8 +287,11 @@ class BaseActiveLearner(MetaEstimatorMixin, BaseEstimator, metaclass=ABCMeta):
             self.X_unlabeled_ = take_rows(self.X_unlabeled_, np.flatnonzero(still_unlabeled))
             self._unlabeled_positions = self._unlabeled_positions[still_unlabeled]
         self._update(X_new, y_new)
+        # the new rows priced alone: re-pricing every labelled row per teach is quadratic
+        cost = self.history_[-1]["cost"] + self._labels_cost(X_new, y_new) \
+            if self.history_ else None
         self.history_.append(
-            self._history_row(None, None, "teach", time.perf_counter() - start, 0.0)
+            self._history_row(None, None, "teach", time.perf_counter() - start, 0.0, cost)
         )
         return self
 
@@ -572,7 +575,7 @@ class BaseActiveLearner(MetaEstimatorMixin, BaseEstimator, metaclass=ABCMeta):
             return None
         return self._unlabeled_positions[np.logical_or.reduce(tails)]
 
-    def _record_fit(self, X, y, rows, event, query_seconds, scores):
+    def _record_fit(self, X, y, rows, event, query_seconds, scores, cost=None):
         """Fit from scratch on ``rows`` of (X, y), keep them as the labelled set, log it.
 
         The model sees the rows in pool order whatever order they were acquired in.
@@ -582,7 +585,8 @@ class BaseActiveLearner(MetaEstimatorMixin, BaseEstimator, metaclass=ABCMeta):
         self._targets.check_trainable(self.y_labeled_, "The labelled set", self.missing_label)
         self._fit_model(self.X_labeled_, self.y_labeled_)
         self.history_.append(
-            self._history_row(rows, scores, event, time.perf_counter() - start, query_seconds)
+            self._history_row(rows, scores, event, time.perf_counter() - start, query_seconds,
+                              cost)
         )
 
     def _update(self, X_new, y_new):
@@ -591,7 +595,7 @@ class BaseActiveLearner(MetaEstimatorMixin, BaseEstimator, metaclass=ABCMeta):
         else:
             self._update_model(X_new, y_new, self.X_labeled_, self.y_labeled_)
 
-    def _history_row(self, indices, scores, event, fit_seconds, query_seconds):
+    def _history_row(self, indices, scores, event, fit_seconds, query_seconds, cost=None):
         return {
             "cycle": len(self.history_),
             "event": event,
@@ -600,16 +604,18 @@ class BaseActiveLearner(MetaEstimatorMixin, BaseEstimator, metaclass=ABCMeta):
             "scores": scores,
             "fit_seconds": fit_seconds,
             "query_seconds": query_seconds,
-            "cost": self._labels_cost(),
+            "cost": self._labels_cost() if cost is None else float(cost),
             "pseudo_labels": self._pseudo_labels(),
             "stop": None,
         }
 
-    def _labels_cost(self):
-        """What the labelled rows cost: their number, or the sum of their label costs."""
+    def _labels_cost(self, X=None, y=None):
+        """What the labelled rows (or the rows ``X`` with labels ``y``) cost: their number, or
+        the sum of their label costs."""
+        X, y = (self.X_labeled_, self.y_labeled_) if X is None else (X, y)
         if self.label_cost is None:
-            return float(_num_samples(self.y_labeled_))
-        return float(self.label_costs(self.X_labeled_).sum())
+            return float(_num_samples(y))
+        return float(self.label_costs(X).sum())
 
     def _simulate(self, X, y, available, rng, on_cycle, initial_rows=None):
         """The simulated loop: ``y`` is the oracle, rows in ``available`` can be revealed.
@@ -644,7 +650,8 @@ class BaseActiveLearner(MetaEstimatorMixin, BaseEstimator, metaclass=ABCMeta):
         acquired = self._ensure_two_classes(picked, available, y, budget, rng, costs)
         if scores is not None and scores.size < acquired.size:
             scores = np.concatenate([scores, np.full(acquired.size - scores.size, np.nan)])
-        self._record_fit(X, y, acquired, "initial", time.perf_counter() - start, scores)
+        self._record_fit(X, y, acquired, "initial", time.perf_counter() - start, scores,
+                         costs[acquired].sum())
         self.labeled_indices_ = acquired
         in_pool = np.zeros(_num_samples(y), dtype=bool)
         in_pool[available] = True
@@ -686,7 +693,7 @@ class BaseActiveLearner(MetaEstimatorMixin, BaseEstimator, metaclass=ABCMeta):
                 self._update(gather_rows(X, new), y[new])
             self.history_.append(
                 self._history_row(
-                    new, scores, "query", time.perf_counter() - start, query_seconds
+                    new, scores, "query", time.perf_counter() - start, query_seconds, spent
                 )
             )
             self.labeled_indices_ = acquired
