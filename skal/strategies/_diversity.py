@@ -498,13 +498,17 @@ def _badge_block_first(state, start, salt):
 
 
 def _badge_block_draw(state, start, salt):
-    """The block's D² candidate, and its uniform candidate among the rows not chosen."""
+    """The block's D² candidate, and, only when the block has no row of positive D² (the
+    fallback is needed only when no block has one), its uniform candidate among the rows
+    not chosen."""
     d2, taken = state[3], state[4]
     noise = position_gumbel(salt, np.arange(start, start + d2.size))
     with np.errstate(divide="ignore"):
         weighted = np.where(d2 > 0, np.log(d2) + noise, -np.inf)
-    return (_badge_candidate(state, start, weighted, d2, salt),
-            _badge_candidate(state, start, np.where(taken, -np.inf, noise), d2, salt))
+    drawn = _badge_candidate(state, start, weighted, d2, salt)
+    if np.isfinite(drawn[0]):
+        return drawn, None
+    return drawn, _badge_candidate(state, start, np.where(taken, -np.inf, noise), d2, salt)
 
 
 def _badge_block_add_centre(state, start, a, h, sq_g, position):
