@@ -12,7 +12,7 @@ from sklearn.utils.validation import _num_samples
 from skal.labeling._journal import encode_label
 from skal.labeling._session import LabelingSession
 from skal.learners._base import seed_estimator
-from skal.stopping._criteria import first_stop_reason, fresh_criteria
+from skal.stopping._criteria import advice_on_unlabelled, fresh_criteria
 from skal.strategies._base import take_rows
 
 RESERVED_KEYS = ("s", "u", "?")
@@ -134,10 +134,8 @@ class ModelWatcher:
 
     def _check_stopping(self, model, positions):
         # once per label set, as LabelingSession.should_stop does: advice for the page
-        rest = np.setdiff1d(np.arange(len(self.pool_ids)), np.asarray(positions, np.intp))
-        if not self._criteria or rest.size == 0:
-            return
-        self.stop_reason_ = first_stop_reason(self._criteria, model, take_rows(self.X, rest))
+        if self._criteria:
+            self.stop_reason_ = advice_on_unlabelled(self._criteria, model, self.X, positions)
 
     def guess(self, index):
         model = self.model_

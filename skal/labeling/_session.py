@@ -41,7 +41,7 @@ from skal.labeling._validation import (
     check_timeout,
 )
 from skal.learners._base import default_estimator, seed_estimator
-from skal.stopping._criteria import first_stop_reason, fresh_criteria
+from skal.stopping._criteria import advice_on_unlabelled, fresh_criteria
 from skal.strategies._base import num_rows, take_rows
 
 Query = namedtuple("Query", ["sample_id", "round", "strategy", "score"])
@@ -530,12 +530,9 @@ class LabelingSession:
         if self._stop_criteria is None:
             self._stop_criteria = fresh_criteria(criteria)
         positions, _ = self._training_set()
-        rest = np.setdiff1d(np.arange(len(self.sample_ids)), positions)
-        self._stop_checked, self._stop_reason = self._model_key, None
-        if rest.size:
-            self._stop_reason = first_stop_reason(
-                self._stop_criteria, model, take_rows(self.X_pool, rest)
-            )
+        self._stop_checked = self._model_key
+        self._stop_reason = advice_on_unlabelled(self._stop_criteria, model, self.X_pool,
+                                                 positions)
         return self._stop_reason
 
     # ------------------------------------------------------------------ queries
