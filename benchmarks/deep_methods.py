@@ -21,7 +21,8 @@ is scored on the test part after every fit. Strategies:
 
 One CSV per (strategy, seed) under docs/results/deep_methods/ (``cycle, n_labels, accuracy,
 fit_seconds, query_seconds``); existing files are skipped, so a stopped run resumes.
-``--summary`` writes the table (docs/results/deep_methods/summary.csv) and the plot
+``--synthesis-grid`` draws pool images, generator samples and GAAL's synthesised rows for
+the first seed (``synthesis_samples.png``). ``--summary`` writes the table (docs/results/deep_methods/summary.csv) and the plot
 (docs/results/deep_methods/learning_curves.png) from whatever CSVs exist; ``--diagnose``
 follows learning loss's picks cycle by cycle (learning_loss_diagnosis.csv).
 
@@ -179,6 +180,44 @@ def diagnose(seed, budget=120):
     return pd.DataFrame(rows)
 
 
+def synthesis_grid(data, seed=0):
+    """PNG beside the results: pool images, PoolGAN samples and GAAL's rows for the network
+    trained on the seed's initial labels (what a person would be asked to label)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import torch
+    from sklearn.frozen import FrozenEstimator
+
+    from skal.nets import PoolGAN
+    from skal.strategies import GAAL
+
+    torch.set_num_threads(1)
+    X_pool, _, y_pool, _ = split(data, seed)
+    labelled = initial_rows(len(y_pool), seed)
+    generator = FrozenEstimator(PoolGAN(random_state=seed).fit(X_pool))
+    learner = make_learner("gaal", seed, data, generator)
+    learner.fit(X_pool, np.where(labelled, y_pool, -1))
+    rows = {
+        "pool rows": X_pool[np.random.RandomState(seed).choice(len(X_pool), 10)],
+        "generator samples": generator.sample(10, random_state=seed),
+        "GAAL rows": GAAL(generator, random_state=seed).synthesize(learner, X_pool, 10),
+    }
+    side = int(np.sqrt(X_pool.shape[1]))
+    figure, axes = plt.subplots(3, 10, figsize=(8, 2.8))
+    for r, (title, images) in enumerate(rows.items()):
+        for c in range(10):
+            axes[r, c].imshow(images[c].reshape(side, side), cmap="gray_r", vmin=0, vmax=1)
+            axes[r, c].set_xticks([])
+            axes[r, c].set_yticks([])
+        axes[r, 0].set_ylabel(title, rotation=0, ha="right", va="center", fontsize=8)
+    figure.tight_layout()
+    results = RESULTS / "mnist" if data == "mnist" else RESULTS
+    figure.savefig(results / "synthesis_samples.png", dpi=90)
+    plt.close(figure)
+
+
 def labels_to(curve, target):
     reached = curve.loc[curve["accuracy"] >= target, "n_labels"]
     return float(reached.iloc[0]) if len(reached) else np.nan
@@ -277,8 +316,13 @@ def main():
     parser.add_argument("--summary", action="store_true")
     parser.add_argument("--diagnose", action="store_true",
                         help="learning loss's picks per cycle (learning_loss_diagnosis.csv)")
+    parser.add_argument("--synthesis-grid", action="store_true",
+                        help="draw the pool, PoolGAN and GAAL images of the first seed")
     args = parser.parse_args()
     results = RESULTS / "mnist" if args.data == "mnist" else RESULTS
+    if args.synthesis_grid:
+        synthesis_grid(args.data, args.seeds[0])
+        return
     if args.summary:
         title = ("MNIST (t10k, 2,000-image pool), MLP, batch 10" if args.data == "mnist"
                  else "digits, MLP, batch 10")
