@@ -20,9 +20,10 @@ is scored on the test part after every fit. Strategies:
   effect of the joint training on accuracy is told apart from that of the picks.
 
 One CSV per (strategy, seed) under docs/results/deep_methods/ (``cycle, n_labels, accuracy,
-fit_seconds, query_seconds``); existing files are skipped, so a stopped run resumes.
-``--synthesis-grid`` draws pool images, generator samples and GAAL's synthesised rows for
-the first seed (``synthesis_samples.png``). ``--summary`` writes the table (docs/results/deep_methods/summary.csv) and the plot
+fit_seconds, query_seconds, gan_seconds``); existing files are skipped, so a stopped run
+resumes. ``--synthesis-grid`` draws pool images, generator samples and GAAL's synthesised
+rows for the first seed (``synthesis_samples.png``). ``--summary`` writes the table
+(docs/results/deep_methods/summary.csv) and the plot
 (docs/results/deep_methods/learning_curves.png) from whatever CSVs exist; ``--diagnose``
 follows learning loss's picks cycle by cycle (learning_loss_diagnosis.csv).
 
@@ -126,7 +127,9 @@ def run(strategy, seed, data="digits"):
         generator = FrozenEstimator(PoolGAN(random_state=seed).fit(X_pool))
         gan_seconds = time.perf_counter() - start
     learner = make_learner(strategy, seed, data, generator)
-    # GAAL: synthesised rows, labelled by the nearest pool row (the simulation's person)
+    # GAAL: synthesised rows, labelled by the nearest pool row (the simulation's person); one
+    # object for the run, so that each cycle's search draws its own stream (rule 5)
+    synthesizer = GAAL(generator, random_state=seed)
     X_made, y_made = np.empty((0, X_pool.shape[1]), X_pool.dtype), np.empty(0, y_pool.dtype)
     oracle = KNeighborsClassifier(n_neighbors=1).fit(X_pool, y_pool)
     rows = []
@@ -143,7 +146,7 @@ def run(strategy, seed, data="digits"):
         unlabelled = np.flatnonzero(~labelled)
         start = time.perf_counter()
         if strategy == "gaal":
-            X_new = GAAL(generator, random_state=seed).synthesize(learner, X_pool, BATCH)
+            X_new = synthesizer.synthesize(learner, X_pool, BATCH)
             X_made = np.r_[X_made, X_new.astype(X_pool.dtype)]
             y_made = np.r_[y_made, oracle.predict(X_new)]
         else:
