@@ -129,9 +129,10 @@ def run(strategy, seed, data="digits"):
     learner = make_learner(strategy, seed, data, generator)
     # GAAL: synthesised rows, labelled by the nearest pool row (the simulation's person); one
     # object for the run, so that each cycle's search draws its own stream (rule 5)
-    synthesizer = GAAL(generator, random_state=seed)
     X_made, y_made = np.empty((0, X_pool.shape[1]), X_pool.dtype), np.empty(0, y_pool.dtype)
-    oracle = KNeighborsClassifier(n_neighbors=1).fit(X_pool, y_pool)
+    if strategy == "gaal":
+        synthesizer = GAAL(generator, random_state=seed)
+        oracle = KNeighborsClassifier(n_neighbors=1).fit(X_pool, y_pool)
     rows = []
     while True:
         n_labels = int(labelled.sum()) + len(y_made)

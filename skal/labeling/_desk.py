@@ -134,8 +134,7 @@ class ModelWatcher:
 
     def _check_stopping(self, model, positions):
         # once per label set, as LabelingSession.should_stop does: advice for the page
-        if self._criteria:
-            self.stop_reason_ = advice_on_unlabelled(self._criteria, model, self.X, positions)
+        self.stop_reason_ = advice_on_unlabelled(self._criteria, model, self.X, positions)
 
     def guess(self, index):
         model = self.model_

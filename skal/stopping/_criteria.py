@@ -99,9 +99,11 @@ def first_stop_reason(criteria, learner, X_pool):
 def advice_on_unlabelled(criteria, learner, X_pool, labelled_positions):
     """:func:`first_stop_reason` on the rows of ``X_pool`` not at ``labelled_positions``
     (``None`` without criteria or without such rows): the advice a labelling session gives."""
+    if not criteria:
+        return None
     rest = np.setdiff1d(np.arange(num_rows(X_pool)),
                         np.asarray(labelled_positions, dtype=np.intp))
-    if not criteria or rest.size == 0:
+    if rest.size == 0:
         return None
     return first_stop_reason(criteria, learner, take_rows(X_pool, rest))
 
