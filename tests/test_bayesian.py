@@ -424,8 +424,8 @@ def test_lazy_greedy_matches_full_greedy_on_random_posteriors(
 
 
 def test_lazy_greedy_many_classes_large_batch_matches_full_greedy_float32():
-    # The default float32 path with every grouping level (64, 512 and 1,536 groups of
-    # 4,000 sampled configurations) over 26 classes and a batch of 12.
+    # The default float32 path with every grouping level (12, 48, 192, 768 and 1,536 groups
+    # of 4,000 sampled configurations) over 26 classes and a batch of 12.
     samples = random_samples(n_samples=12, n_pool=160, n_classes=26, seed=11, scale=1.0)
     lazy = greedy_batchbald(samples, 12, n_joint_samples=4000, random_state=1)
     full = greedy_batchbald(samples, 12, n_joint_samples=4000, random_state=1, lazy=False)
@@ -433,12 +433,14 @@ def test_lazy_greedy_many_classes_large_batch_matches_full_greedy_float32():
     np.testing.assert_allclose(lazy[1], full[1], rtol=1e-5, atol=1e-7)
 
 
-def test_every_grouping_level_bounds_every_gain():
-    # Concavity of entropy: pooling configurations can only raise H(y_n | y_A).
+@pytest.mark.parametrize("scale", [0.3, 3.0])
+def test_every_grouping_level_bounds_every_gain(scale):
+    # Concavity of entropy: pooling configurations can only raise H(y_n | y_A), and by at
+    # least the curvature term, which the bound therefore subtracts.
     from skal.strategies import _bayesian
 
     rng = np.random.RandomState(0)
-    samples = random_samples(n_samples=10, n_pool=40, n_classes=6, seed=2)
+    samples = random_samples(n_samples=10, n_pool=40, n_classes=6, seed=2, scale=scale)
     n_configs = 3000
     log_lik = rng.standard_normal((n_configs, 10)) * 3
     posterior, _ = _bayesian._softmax_rows(log_lik)
@@ -448,12 +450,49 @@ def test_every_grouping_level_bounds_every_gain():
     candidates = np.arange(40)
     exact = backend.conditional_entropy(posterior, weights, samples, candidates)
     levels = _bayesian._bound_levels(posterior, weights, np.random.RandomState(1))
-    assert all(len(w) <= g for (_, w), g in zip(levels, (64, 512, 1536), strict=True))
-    for group_posterior, group_weights in levels:
+    # Grouped by most probable sample (10), then split in 4, 4, 4 and 2 (empty groups dropped).
+    sizes = [len(w) for _, w, _ in levels]
+    assert sizes[0] == 10
+    assert all(size <= g for size, g in zip(sizes, (10, 40, 160, 640, 1280), strict=True))
+    previous = np.inf
+    for group_posterior, group_weights, scatter in levels:
         np.testing.assert_allclose(group_weights.sum(), 1.0)
         np.testing.assert_allclose(group_posterior.sum(axis=1), 1.0)
-        bound = backend.conditional_entropy(group_posterior, group_weights, samples, candidates)
+        jensen = backend.conditional_entropy(group_posterior, group_weights, samples, candidates)
+        bound = backend.conditional_entropy(
+            group_posterior, group_weights, samples, candidates, scatter
+        )
         assert (bound >= exact - 1e-12).all()
+        assert (bound < jensen).all()
+        # Finer groups, tighter bounds (on average: k-means need not nest perfectly).
+        assert (bound - exact).mean() < previous
+        previous = (bound - exact).mean()
+
+
+def test_curvature_term_by_hand():
+    # Two configurations with posteriors (1, 0) and (0, 1) over two samples, weights 1/2,
+    # in one group; the candidate's samples are p_1 = (0.9, 0.1) and p_2 = (0.1, 0.9).
+    # Exact: H(0.9, 0.1) = 0.3251 nats. Jensen: H(0.5, 0.5) = log 2 = 0.6931. Scatter:
+    # S = 1/4 [[1, -1], [-1, 1]]; p_c' S p_c = (0.9 - 0.1)^2 / 4 = 0.16 for both classes,
+    # peaks 0.9: the term is 0.5 * 2 * 0.16 / 0.9 = 0.17778 (less the 0.1 % rounding guard).
+    from skal.strategies import _bayesian
+
+    samples = np.array([[[0.9, 0.1]], [[0.1, 0.9]]])
+    posterior = np.eye(2)
+    weights = np.array([0.5, 0.5])
+    backend = _bayesian._NumpyBackend("float64")
+    candidates = np.array([0])
+    exact = backend.conditional_entropy(posterior, weights, samples, candidates)[0]
+    np.testing.assert_allclose(exact, -(0.9 * np.log(0.9) + 0.1 * np.log(0.1)))
+    group_posterior, group_weights, scatter = _bayesian._pool_groups(
+        posterior, weights, np.zeros(2, dtype=int), 1
+    )
+    np.testing.assert_allclose(scatter, [[0.25, -0.25], [-0.25, 0.25]])
+    bound = backend.conditional_entropy(
+        group_posterior, group_weights, samples, candidates, scatter
+    )[0]
+    np.testing.assert_allclose(bound, np.log(2) - 0.999 * 0.5 * 2 * 0.16 / 0.9)
+    assert exact < bound < np.log(2)
 
 
 def test_group_sums_and_splits():
