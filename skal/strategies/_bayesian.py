@@ -649,15 +649,9 @@ def _greedy_step(
     levels = _bound_levels(posterior64, weights64, group_rng) if lazy else []
     levels = [backend.weights(*level) for level in levels]
     if lazy and not configurations.exact:
-        # Every candidate is visited here, so the coarsest level bounds them all at once (in
-        # parallel blocks), and the walk then goes in the order of those tighter bounds.
         left = np.flatnonzero(bounds > -np.inf)
-        if levels:
-            coarse, levels = levels[0], levels[1:]
-            bounds[left] = exact_gains(*coarse[:2], left, int(coarse[1].shape[0]), coarse[2])
-        else:
-            pooled = (weights64 @ posterior64)[None, :]
-            bounds[left] = exact_gains(*backend.weights(pooled, np.ones(1)), left, 1)
+        pooled = (weights64 @ posterior64)[None, :]
+        bounds[left] = exact_gains(*backend.weights(pooled, np.ones(1)), left, 1)
     # Best bound first; ties in random order.
     order = np.lexsort((rng.random_sample(bounds.size), -bounds))[:n_left]
     best, best_gain, start = -1, -np.inf, 0
@@ -894,8 +888,12 @@ class _BaldTops:
         outside = self.bald[order[n_take]] if order.size > n_take else -np.inf
         parts = self.blocks.ask(_rows_of, self.positions[kept])
         device = next((head[2] for head in self.heads if head[2] is not None), None)
-        samples = np.concatenate([part[0] for part in parts], axis=1)
-        terms = (self.bald[kept], np.concatenate([part[1] for part in parts]))
+        if len(parts) == 1:
+            samples, entropies = parts[0]
+        else:
+            samples = np.concatenate([part[0] for part in parts], axis=1)
+            entropies = np.concatenate([part[1] for part in parts])
+        terms = (self.bald[kept], entropies)
         return self.positions[kept], samples, terms, device, outside
 
 
@@ -957,5 +955,7 @@ def _head(top, start):
 def _rows_of(top, start, positions):
     # the samples and expected entropies of the block's rows among ``positions``
     mask = np.isin(top[1], positions, assume_unique=True)
+    if mask.all():  # not a copy of every sample (the whole pool, when held)
+        return top[2], top[5]
     return top[2][:, mask, :], top[5][mask]
 
