@@ -277,16 +277,21 @@ class _NumpyBackend:
         :func:`_curvature`: an upper bound of the same sum over the configurations grouped.
         """
         n_samples, _, n_classes = samples.shape
-        # take, not fancy indexing: the latter returns a strided block that reshape copies again.
-        block = np.take(samples, candidates, axis=1).reshape(n_samples, -1)
+        if isinstance(candidates, slice):  # a run of rows: a view, no copy
+            block = samples[:, candidates, :].reshape(n_samples, -1)
+        else:
+            # take, not fancy indexing: the latter returns a strided block that reshape
+            # copies again.
+            block = np.take(samples, candidates, axis=1).reshape(n_samples, -1)
+        n_candidates = block.shape[1] // n_classes
         mixture = posterior @ block
         logs = np.log(mixture)
         mixture *= logs
         terms = config_weights @ mixture
-        entropy = -terms.reshape(candidates.size, n_classes).sum(axis=1, dtype=np.float64)
+        entropy = -terms.reshape(n_candidates, n_classes).sum(axis=1, dtype=np.float64)
         if scatter is not None:
             quadratic = np.einsum("kj,kj->j", scatter @ block, block)
-            peak = block.reshape(n_samples, candidates.size, n_classes).max(axis=0)
+            peak = block.reshape(n_samples, n_candidates, n_classes).max(axis=0)
             entropy -= _curvature(quadratic.reshape(peak.shape), peak)
         return entropy
 
@@ -324,15 +329,19 @@ class _TorchBackend:
     def conditional_entropy(self, posterior, config_weights, samples, candidates, scatter=None):
         torch = self.torch
         n_samples, _, n_classes = samples.shape
-        index = torch.from_numpy(candidates).to(self.device)
         with torch.no_grad():
-            block = samples.index_select(1, index).reshape(n_samples, -1)
+            if isinstance(candidates, slice):
+                block = samples[:, candidates, :].reshape(n_samples, -1)
+            else:
+                index = torch.from_numpy(candidates).to(self.device)
+                block = samples.index_select(1, index).reshape(n_samples, -1)
+            n_candidates = block.shape[1] // n_classes
             mixture = posterior @ block
             terms = config_weights @ (mixture * torch.log(mixture))
-            entropy = -terms.reshape(candidates.size, n_classes).double().sum(dim=1)
+            entropy = -terms.reshape(n_candidates, n_classes).double().sum(dim=1)
             if scatter is not None:
                 quadratic = ((scatter @ block) * block).sum(dim=0)
-                peak = block.reshape(n_samples, candidates.size, n_classes).amax(dim=0)
+                peak = block.reshape(n_samples, n_candidates, n_classes).amax(dim=0)
                 entropy -= _curvature(quadratic.reshape(peak.shape), peak)
         return entropy.cpu().numpy()
 
@@ -586,8 +595,20 @@ def greedy_batchbald(
     executor = ThreadPoolExecutor(n_threads) if n_threads > 1 else None
 
     def exact_gains(posterior, config_weights, candidates, n_configs, scatter=None):
+        """Gains (bounds, for grouped configurations) of ``candidates``: indices or a slice."""
+        if isinstance(candidates, slice):
+            first, size = candidates.start, candidates.stop - candidates.start
+        else:
+            first, size = 0, candidates.size
         max_block = max(1, _BLOCK_ELEMENTS // (n_configs * n_classes))
-        parts = [candidates[i : i + max_block] for i in range(0, candidates.size, max_block)]
+        if size >= 64 * n_threads:  # at least one part per thread
+            max_block = min(max_block, -(-size // n_threads))
+        parts = [
+            slice(first + i, first + min(i + max_block, size))
+            if isinstance(candidates, slice)
+            else candidates[i : i + max_block]
+            for i in range(0, size, max_block)
+        ]
 
         def entropy(part):
             return backend.conditional_entropy(
@@ -651,7 +672,9 @@ def _greedy_step(
     if lazy and not configurations.exact:
         left = np.flatnonzero(bounds > -np.inf)
         pooled = (weights64 @ posterior64)[None, :]
-        bounds[left] = exact_gains(*backend.weights(pooled, np.ones(1)), left, 1)
+        # every row in order (views of the samples, no gather); the picks are dropped after
+        pooled_bounds = exact_gains(*backend.weights(pooled, np.ones(1)), slice(0, bounds.size), 1)
+        bounds[left] = pooled_bounds[left]
     # Best bound first; ties in random order.
     order = np.lexsort((rng.random_sample(bounds.size), -bounds))[:n_left]
     best, best_gain, start = -1, -np.inf, 0
