@@ -605,7 +605,7 @@ def greedy_batchbald(
         pair_elements = n_configs * n_classes
         max_block = max(1, _BLOCK_ELEMENTS // pair_elements)
         # One part per thread at least, unless the parts would be too small to pay for it.
-        smallest = _BLOCK_ELEMENTS // 8 // pair_elements
+        smallest = _BLOCK_ELEMENTS // 2 // pair_elements
         max_block = min(max_block, max(-(-size // n_threads), smallest))
         parts = [
             slice(first + i, first + min(i + max_block, size))
