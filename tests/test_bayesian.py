@@ -469,6 +469,22 @@ def test_every_grouping_level_bounds_every_gain(scale):
         previous = (bound - exact).mean()
 
 
+def test_many_samples_group_by_kmeans_without_curvature_and_match_full_greedy():
+    # More than 64 samples: k-means into 64 groups, split by 8, no scatter (its n_configs x K^2
+    # cost per level outweighs the pruning there); the lazy walk still picks full greedy's.
+    from skal.strategies import _bayesian
+
+    samples = random_samples(n_samples=80, n_pool=50, n_classes=4, seed=3, scale=1.0)
+    rng = np.random.RandomState(0)
+    posterior, _ = _bayesian._softmax_rows(rng.standard_normal((2000, 80)) * 3)
+    levels = _bayesian._bound_levels(posterior, np.full(2000, 1 / 2000), rng)
+    assert len(levels[0][1]) <= 64 and all(scatter is None for _, _, scatter in levels)
+    lazy = greedy_batchbald(samples, 6, n_joint_samples=2000, random_state=0, dtype="float64")
+    full = greedy_batchbald(samples, 6, n_joint_samples=2000, random_state=0, dtype="float64",
+                            lazy=False)
+    assert lazy[0].tolist() == full[0].tolist()
+
+
 def test_curvature_term_by_hand():
     # Two configurations with posteriors (1, 0) and (0, 1) over two samples, weights 1/2,
     # in one group; the candidate's samples are p_1 = (0.9, 0.1) and p_2 = (0.1, 0.9).

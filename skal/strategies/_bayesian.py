@@ -245,7 +245,8 @@ def _curvature(quadratic, peak):
     member ``d`` away. Summed over the members (the tangent terms cancel), a group's Jensen
     bound drops by this, with ``S`` the weighted within-group scatter of the posteriors,
     summed over the groups. ``quadratic`` holds ``p_c' S p_c`` per candidate and class. The
-    factor 0.999 keeps float32 rounding of the product from overstating it.
+    term is taken at 0.999 of its size, so that float32 rounding of the product cannot
+    overstate it.
     """
     return 0.4995 * (quadratic / peak).sum(1)
 
@@ -268,7 +269,7 @@ class _NumpyBackend:
         return np.asarray(samples[:, j, :], dtype=np.float64)
 
     def weights(self, *arrays):
-        return tuple(array.astype(self.dtype) for array in arrays)
+        return tuple(None if array is None else array.astype(self.dtype) for array in arrays)
 
     def conditional_entropy(self, posterior, config_weights, samples, candidates, scatter=None):
         """``sum_m w_m H[sum_k R_mk p_k(. | x_n)]`` for each candidate ``n``.
@@ -322,7 +323,8 @@ class _TorchBackend:
 
     def weights(self, *arrays):
         return tuple(
-            self.torch.from_numpy(array).to(device=self.device, dtype=self.dtype)
+            None if array is None
+            else self.torch.from_numpy(array).to(device=self.device, dtype=self.dtype)
             for array in arrays
         )
 
@@ -456,18 +458,21 @@ def _split_groups(features, labels, n_groups, n_split, rng, n_iter=3):
     return finer
 
 
-def _pool_groups(posterior, config_weights, labels, n_groups):
+def _pool_groups(posterior, config_weights, labels, n_groups, with_scatter=True):
     """Weighted-mean posteriors and total weights of the non-empty groups, and the scatter.
 
     The scatter is ``sum_m w_m (R_m - Rbar_g(m)) (R_m - Rbar_g(m))'`` (``K x K``), the
-    configurations' spread within their groups, for the bound's curvature term.
+    configurations' spread within their groups, for the bound's curvature term (``None``
+    without ``with_scatter``).
     """
     group_weights = np.bincount(labels, weights=config_weights, minlength=n_groups)
     pooled = _group_sums(posterior * config_weights[:, None], labels, n_groups)
     used = group_weights > 0
     pooled[used] /= group_weights[used, None]
-    spread = posterior - pooled[labels]
-    scatter = (spread * config_weights[:, None]).T @ spread
+    scatter = None
+    if with_scatter:
+        spread = posterior - pooled[labels]
+        scatter = (spread * config_weights[:, None]).T @ spread
     return pooled[used], group_weights[used], scatter
 
 
@@ -485,36 +490,40 @@ def _bound_levels(posterior, config_weights, rng):
     Each level is the groups' weighted-mean posteriors, total weights and within-group
     scatter. By concavity of entropy, ``sum_g W_g H[Rbar_g p_n] >= sum_m w_m H[R_m p_n]`` for
     *any* grouping, and by at least the curvature term (:func:`_curvature`), so a level of G
-    groups bounds every candidate's gain from above at ``G / n_configs`` of the exact cost; a
+    groups bounds every candidate's gain from above at about ``(G + K) / n_configs`` of the
+    exact cost (the curvature term costs a ``K x K`` by ``K x C`` product per candidate); a
     good grouping only makes the bound tighter.
 
     The coarsest level groups the configurations by their most probable sample: as the batch
     grows, each configuration's posterior ``R_m`` concentrates on a few samples, so K groups
-    by argmax bound about as tightly as k-means into 64 (which, with fewer groups than
-    samples, cannot separate the corners of the simplex at all). Each group is then split in
-    up to 4 by k-means within it, and again, while a level stays at most half as costly as
-    the next: 20, 80, 320, 1,280 and 3,840 groups for K = 20 samples and 10,000
-    configurations. With more than 64 samples the coarsest level is k-means into 64 groups
-    instead, split in up to 8 (as fast as before on K = 100; split in 4 it was slower). Each
-    level re-bounds the survivors of the one before at a fraction of the exact cost. k-means
-    runs in float32 on a random projection of the rows of ``R`` when there
-    are many samples: it need not be exact to be safe.
+    by argmax bound about as tightly as k-means into 64 groups, and far more tightly than
+    k-means into fewer groups than samples (which cannot separate the corners of the simplex
+    at all). Each group is then split in up to 4 by k-means within it, and again, while a
+    level stays at most half as costly as the next: 20, 80, 320, 1,280 and 3,840 groups for
+    K = 20 samples and 10,000 configurations. With more than 64 samples the coarsest level is
+    k-means into 64 groups instead, split in up to 8, and without the curvature term, whose
+    ``n_configs x K^2`` scatter per level and ``K^2 C`` per candidate cost more than they
+    save there (K = 1,000 ran 4x slower with it). Each level re-bounds the survivors of the
+    one before at a fraction of the exact cost. k-means runs in float32 on a random
+    projection of the rows of ``R`` when there are many samples: it need not be exact to be
+    safe.
     """
     n_configs, n_samples = posterior.shape
     if n_configs < 256:
         return []
     p = config_weights / config_weights.sum()
     features = _group_features(posterior, rng)
-    if n_samples <= 64:
+    curvature = n_samples <= 64
+    if curvature:
         n_groups, labels, split = n_samples, posterior.argmax(axis=1), 4
     else:
         n_groups, split = 64, 8
         labels = _kmeans_labels(features, n_groups, rng)
-    levels = [_pool_groups(posterior, p, labels, n_groups)]
+    levels = [_pool_groups(posterior, p, labels, n_groups, curvature)]
     while (n_split := min(split, n_configs // (2 * n_groups))) >= 2:
         labels = _split_groups(features, labels, n_groups, n_split, rng)
         n_groups *= n_split
-        levels.append(_pool_groups(posterior, p, labels, n_groups))
+        levels.append(_pool_groups(posterior, p, labels, n_groups, curvature))
     return levels
 
 
@@ -676,7 +685,7 @@ def _greedy_step(
     if lazy and not configurations.exact:
         left = np.flatnonzero(bounds > -np.inf)
         pooled = (weights64 @ posterior64)[None, :]
-        # every row in order (views of the samples, no gather); the picks are dropped after
+        # every row in order (slices, not gathers: views on numpy); the picks are dropped after
         pooled_bounds = exact_gains(*backend.weights(pooled, np.ones(1)), slice(0, bounds.size), 1)
         bounds[left] = pooled_bounds[left]
     # Best bound first; ties in random order.
@@ -877,7 +886,8 @@ class _BaldTops:
     positions : ndarray of shape (n_candidates,)
         Pool positions of the candidates, ascending.
     samples : ndarray of shape (n_samples, n_candidates, n_classes)
-        Their posterior samples, float64.
+        Their posterior samples, float64: read only, as they may be the block's own array
+        (or the learner's output) when every row is a candidate.
     terms : tuple of two ndarrays of shape (n_candidates,)
         Their BALD and expected entropy (``bald_terms``), computed while scoring.
     device : str or None
