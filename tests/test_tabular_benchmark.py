@@ -95,8 +95,10 @@ def test_a_run_resumes_and_summarizes(tmp_path, capsys):
     summary = summarize_tabular_benchmark(repetitions)
     assert summary["n_repetitions"].tolist() == [2, 2]
     assert summary["paper_aubc_mean"].isna().all()  # the paper has batch size 1 only
-    table = compare_strategies(repetitions)
+    table = compare_strategies(repetitions, min_repetitions=2)
     assert set(table["strategy"]) == {"random", "decision_margin"}
+    # two seeds are fewer than the default five: sonar does not enter the table yet
+    assert compare_strategies(repetitions).empty
 
 
 @needs_data
@@ -120,3 +122,33 @@ def test_skal_run_config_runs_the_recipe(tmp_path, capsys):
     assert main(["run", "--config", str(config), "--output", str(out), "--quiet"]) == 0
     assert (out / "summary.csv").is_file() and (out / "config.toml").is_file()
     assert "sonar" in capsys.readouterr().out
+
+
+def test_compare_strategies_by_hand():
+    # Data set "a": 6 seeds; margin beats random on every seed (Wilcoxon, 6 pairs all one
+    # sign: p = 2 / 2^6 = 0.031 < 0.05, a win), coreset is random plus or minus 0.125 in turn
+    # (a tie, and the same mean). Data set "b": coreset ran 4 seeds only, fewer than 5, so
+    # "b" is left out. (Values are binary fractions, so the means tie exactly.)
+    import pandas as pd
+
+    rows = []
+    for seed in range(6):
+        rows += [("a", "random", seed, 0.75), ("a", "margin", seed, 0.875 + seed / 1024),
+                 ("a", "coreset", seed, 0.75 + (0.125 if seed % 2 else -0.125))]
+        rows += [("b", "random", seed, 0.9), ("b", "margin", seed, 0.5)]
+        if seed < 4:
+            rows.append(("b", "coreset", seed, 0.99))
+    repetitions = pd.DataFrame(rows, columns=["dataset", "strategy", "seed", "aubc"])
+    repetitions["batch_size"] = 1
+    table = compare_strategies(repetitions).set_index("strategy")
+    assert table["n_datasets"].tolist() == [1, 1, 1]
+    assert table["n_repetitions"].tolist() == [6, 6, 6]
+    # mean AUBC on "a": margin 0.877, coreset 0.75, random 0.75 (tied ranks share 2.5)
+    assert table.loc["margin", "mean_rank"] == 1.0
+    assert table.loc["coreset", "mean_rank"] == table.loc["random", "mean_rank"] == 2.5
+    assert table.loc["margin", ["wins", "ties", "losses"]].tolist() == [1, 0, 0]
+    assert table.loc["coreset", ["wins", "ties", "losses"]].tolist() == [0, 1, 0]
+    # with a minimum of 4, "b" counts too, on its 4 common seeds
+    table = compare_strategies(repetitions, min_repetitions=4).set_index("strategy")
+    assert table["n_datasets"].tolist() == [2, 2, 2]
+    assert table.loc["coreset", "mean_rank"] == (2.5 + 1) / 2

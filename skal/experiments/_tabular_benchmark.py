@@ -402,13 +402,15 @@ def summarize_tabular_benchmark(repetitions):
             .drop(columns="_order").reset_index(drop=True))
 
 
-def compare_strategies(repetitions, baseline="random", alpha=0.05):
+def compare_strategies(repetitions, baseline="random", alpha=0.05, min_repetitions=5):
     """Per batch size: each strategy's mean rank over data sets and wins/ties/losses vs
     ``baseline`` (Wilcoxon signed-rank test on the paired AUBC, at ``alpha``).
 
-    Only data sets on which every strategy of that batch size ran count, and on each only the
-    seeds every strategy ran, so that all comparisons are paired. Ranks are of the mean AUBC
-    over those seeds (1 = best, ties share the mean rank).
+    Only data sets on which every strategy of that batch size ran on at least
+    ``min_repetitions`` common seeds count (a data set whose long runs are still under way
+    would otherwise enter on one seed), and on each only the seeds every strategy ran, so
+    that all comparisons are paired. Ranks are of the mean AUBC over those seeds (1 = best,
+    ties share the mean rank).
     """
     import pandas as pd
     from scipy import stats
@@ -422,7 +424,7 @@ def compare_strategies(repetitions, baseline="random", alpha=0.05):
             if set(table.columns) != set(strategies):
                 continue
             table = table.dropna()
-            if len(table) == 0:
+            if len(table) < max(1, min_repetitions):
                 continue
             pairs[dataset] = table
             means[dataset] = table.mean()
@@ -446,7 +448,10 @@ def compare_strategies(repetitions, baseline="random", alpha=0.05):
                          "n_repetitions": int(min(len(t) for t in pairs.values())),
                          "mean_rank": ranks[strategy], "wins": wins, "ties": ties,
                          "losses": losses})
-    return pd.DataFrame(rows).sort_values(["batch_size", "mean_rank"]).reset_index(drop=True)
+    columns = ["batch_size", "strategy", "n_datasets", "n_repetitions", "mean_rank", "wins",
+               "ties", "losses"]
+    return (pd.DataFrame(rows, columns=columns).sort_values(["batch_size", "mean_rank"])
+            .reset_index(drop=True))
 
 
 def write_tables(out_dir):
