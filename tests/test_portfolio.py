@@ -145,3 +145,36 @@ def test_runs_in_a_labeling_session(tmp_path):
             for query in session.next_batch():
                 session.label(query.sample_id, int(y[ids.index(query.sample_id)]))
         assert session.n_labels_ == 9
+
+
+def test_free_draws_predict_only_the_new_row_with_the_same_rewards(monkeypatch):
+    # Within a query the model is fixed, so after a free draw the reward predicts only the
+    # drawn row. The run must be identical to one that predicts every drawn row each time.
+    X, y = make_classification(n_samples=150, n_features=5, random_state=0)
+
+    def run():
+        # (p_min is capped at 0.5 / actions: labelled rows are drawn more as they grow)
+        strategy = ActiveLearningByLearning([RandomSampling(), MarginSampling()], p_min=0.2,
+                                            random_state=0)
+        return ActiveLearner(LogisticRegression(), query_strategy=strategy, budget=120,
+                             n_initial=10, random_state=0).fit(X, y).query_strategy_
+
+    predicted_rows = []
+    original = LogisticRegression.predict
+    monkeypatch.setattr(LogisticRegression, "predict",
+                        lambda self, X: predicted_rows.append(len(X)) or original(self, X))
+    cached = run()
+    n_cached = sum(predicted_rows)
+    full_reward = ActiveLearningByLearning._reward
+
+    def reward_from_scratch(self, predict):
+        self._iw_correct = None
+        return full_reward(self, predict)
+
+    monkeypatch.setattr(ActiveLearningByLearning, "_reward", reward_from_scratch)
+    predicted_rows.clear()
+    reference = run()
+    assert sum(entry["free_draws"] for entry in cached.history_) > 5
+    np.testing.assert_array_equal(cached.arm_probabilities_, reference.arm_probabilities_)
+    assert [e["index"] for e in cached.history_] == [e["index"] for e in reference.history_]
+    assert n_cached < sum(predicted_rows)

@@ -161,6 +161,7 @@ class ActiveLearningByLearning(QueryStrategy):
         n_pool = num_rows(X_pool)
         if not hasattr(self, "strategies_"):
             self._start(learner, n_pool, random_state)
+        self._iw_correct = None  # the model may have been refitted since the last query
         self._learn_rewards(learner, predict)
         weights = self._normalised_weights()
         self.arm_probabilities_ = np.vstack([self.arm_probabilities_, weights])
@@ -260,7 +261,7 @@ class ActiveLearningByLearning(QueryStrategy):
         self.arm_probabilities_ = np.empty((0, n_members))
         self.history_ = []
         self._pending = []
-        self._iw_X, self._iw_y, self._iw_w = None, [], []
+        self._iw_X, self._iw_y, self._iw_w, self._iw_correct = None, [], [], None
         self._picked_X, self._picked_y = None, []
         self._advice_log = []
 
@@ -311,8 +312,18 @@ class ActiveLearningByLearning(QueryStrategy):
         self._iw_w.append(float(weight))
 
     def _reward(self, predict):
-        """Importance-weighted accuracy of the current model on the rows drawn so far."""
-        correct = np.asarray(predict(self._iw_X)) == np.asarray(self._iw_y, dtype=object)
+        """Importance-weighted accuracy of the current model on the rows drawn so far.
+
+        Within one query the model does not change, so after a free draw only the new row
+        is predicted (free draws made a third of the predictions, on every row drawn so far).
+        """
+        n_known = 0 if self._iw_correct is None else self._iw_correct.size
+        if self._iw_correct is not None and n_known == len(self._iw_y) - 1:
+            new = np.asarray(predict(take_rows(self._iw_X, [n_known])))
+            correct = np.append(self._iw_correct, new == np.asarray(self._iw_y[-1:], dtype=object))
+        else:
+            correct = np.asarray(predict(self._iw_X)) == np.asarray(self._iw_y, dtype=object)
+        self._iw_correct = correct
         return float(np.dot(self._iw_w, correct) / (self._n_rows * self._horizon))
 
     def _credit(self, advice_drawn, p_drawn, advice, p, p_min, reward):
