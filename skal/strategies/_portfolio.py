@@ -315,7 +315,8 @@ class ActiveLearningByLearning(QueryStrategy):
         """Importance-weighted accuracy of the current model on the rows drawn so far.
 
         Within one query the model does not change, so after a free draw only the new row
-        is predicted (free draws made a third of the predictions, on every row drawn so far).
+        is predicted (free draws had made 29 % of these predictions on every row drawn so far,
+        on german at batch size 1).
         """
         n_known = 0 if self._iw_correct is None else self._iw_correct.size
         if self._iw_correct is not None and n_known == len(self._iw_y) - 1:
