@@ -616,12 +616,11 @@ def greedy_batchbald(
         # One part per thread at least, unless the parts would be too small to pay for it.
         smallest = _BLOCK_ELEMENTS // 2 // pair_elements
         max_block = min(max_block, max(-(-size // n_threads), smallest))
-        parts = [
-            slice(first + i, first + min(i + max_block, size))
-            if isinstance(candidates, slice)
-            else candidates[i : i + max_block]
-            for i in range(0, size, max_block)
-        ]
+        starts = range(0, size, max_block)
+        if isinstance(candidates, slice):
+            parts = [slice(first + i, first + min(i + max_block, size)) for i in starts]
+        else:
+            parts = [candidates[i : i + max_block] for i in starts]
 
         def entropy(part):
             return backend.conditional_entropy(
