@@ -5,6 +5,7 @@ passes, deep-ensemble members or the members of a :class:`~skal.CommitteeLearner
 """
 
 import functools
+import itertools
 import numbers
 import os
 from concurrent.futures import ThreadPoolExecutor
@@ -487,6 +488,8 @@ def _group_features(posterior, rng):
 def _bound_levels(posterior, config_weights, rng):
     """Nested groupings of the configurations, coarse to fine, that bound the gains (or none).
 
+    A generator: the coarsest level is ready before the k-means of the finer ones runs.
+
     Each level is the groups' weighted-mean posteriors, total weights and within-group
     scatter. By concavity of entropy, ``sum_g W_g H[Rbar_g p_n] >= sum_m w_m H[R_m p_n]`` for
     *any* grouping, and by at least the curvature term (:func:`_curvature`), so a level of G
@@ -498,33 +501,36 @@ def _bound_levels(posterior, config_weights, rng):
     grows, each configuration's posterior ``R_m`` concentrates on a few samples, so K groups
     by argmax bound about as tightly as k-means into 64 groups, and far more tightly than
     k-means into fewer groups than samples (which cannot separate the corners of the simplex
-    at all). Each group is then split in up to 4 by k-means within it, and again, while a
-    level stays at most half as costly as the next: 20, 80, 320, 1,280 and 3,840 groups for
-    K = 20 samples and 10,000 configurations. With more than 64 samples the coarsest level is
-    k-means into 64 groups instead, split in up to 8, and without the curvature term, whose
-    ``n_configs x K^2`` scatter per level and ``K^2 C`` per candidate cost more than they
-    save there (K = 1,000 ran 4x slower with it). Each level re-bounds the survivors of the
-    one before at a fraction of the exact cost. k-means runs in float32 on a random
-    projection of the rows of ``R`` when there are many samples: it need not be exact to be
-    safe.
+    at all). Each group is then split in two by k-means within it, then in up to 4, and
+    again, while a level stays at most half as costly as the next: 20, 40, 160, 640 and
+    2,560 groups for K = 20 samples and 10,000 configurations (halving first prunes nearly
+    as many candidates as quartering, at about two thirds of the cost). With more than 64
+    samples the coarsest level is k-means into 64 groups instead, split in up to 8, and
+    without the curvature term, whose ``n_configs x K^2`` scatter per level and ``K^2 C``
+    per candidate cost more than they save there (K = 1,000 ran 4x slower with it). Each
+    level re-bounds the survivors of the one before at a fraction of the exact cost. k-means
+    runs in float32 on a random projection of the rows of ``R`` when there are many
+    samples: it need not be exact to be safe.
     """
     n_configs, n_samples = posterior.shape
     if n_configs < 256:
-        return []
+        return
     p = config_weights / config_weights.sum()
     features = _group_features(posterior, rng)
     curvature = n_samples <= 64
     if curvature:
-        n_groups, labels, split = n_samples, posterior.argmax(axis=1), 4
+        n_groups, labels, split = n_samples, posterior.argmax(axis=1), (2, 4)
     else:
-        n_groups, split = 64, 8
+        n_groups, split = 64, (8, 8)
         labels = _kmeans_labels(features, n_groups, rng)
-    levels = [_pool_groups(posterior, p, labels, n_groups, curvature)]
-    while (n_split := min(split, n_configs // (2 * n_groups))) >= 2:
+    yield _pool_groups(posterior, p, labels, n_groups, curvature)
+    for level in itertools.count():
+        n_split = min(split[level > 0], n_configs // (2 * n_groups))
+        if n_split < 2:
+            return
         labels = _split_groups(features, labels, n_groups, n_split, rng)
         n_groups *= n_split
-        levels.append(_pool_groups(posterior, p, labels, n_groups, curvature))
-    return levels
+        yield _pool_groups(posterior, p, labels, n_groups, curvature)
 
 
 def greedy_batchbald(
@@ -604,6 +610,7 @@ def greedy_batchbald(
     # BLAS would use, each with a single-threaded BLAS (also far better on a busy machine).
     n_threads = max(1, min(os.cpu_count() or 1, _blas_threads())) if device is None else 1
     executor = ThreadPoolExecutor(n_threads) if n_threads > 1 else None
+    side = ThreadPoolExecutor(1) if executor is not None else None
 
     def exact_gains(posterior, config_weights, candidates, n_configs, scatter=None):
         """Gains (bounds, for grouped configurations) of ``candidates``: indices or a slice."""
@@ -640,7 +647,7 @@ def greedy_batchbald(
                 bounds[indices[-1]] = -np.inf
                 pick, gain = _greedy_step(
                     configurations, backend, bounds, exact_gains, n_pool - len(indices),
-                    n_classes, lazy, rng, group_rng,
+                    n_classes, lazy, rng, group_rng, side,
                 )
                 indices.append(pick)
                 gains.append(gain)
@@ -649,6 +656,7 @@ def greedy_batchbald(
     finally:
         if executor is not None:
             executor.shutdown()
+            side.shutdown()
     return np.asarray(indices, dtype=np.intp), np.asarray(gains)
 
 
@@ -660,7 +668,8 @@ def _blas_threads():
 
 
 def _greedy_step(
-    configurations, backend, bounds, exact_gains, n_left, n_classes, lazy, rng, group_rng
+    configurations, backend, bounds, exact_gains, n_left, n_classes, lazy, rng, group_rng,
+    side=None,
 ):
     """One greedy pick: the candidate of largest gain given the configurations so far.
 
@@ -672,21 +681,38 @@ def _greedy_step(
 
     Sampled gains are estimates that need not shrink from one step to the next (a new label
     is drawn for every configuration), so there the last step's values bound nothing: every
-    candidate is bounded afresh by all configurations pooled into one group.
+    candidate is bounded afresh by the coarsest grouping, on ``side`` (an executor) when
+    given, while this thread builds the finer groupings.
     """
     posterior64, weights64 = configurations.weights()
     n_configs = posterior64.shape[0]
     posterior, config_weights = backend.weights(posterior64, weights64)
     # Grouping levels: a coarse one bounds every visited candidate at a few percent of the
     # exact cost, finer ones re-bound the survivors, and the rest are scored exactly.
-    levels = _bound_levels(posterior64, weights64, group_rng) if lazy else []
-    levels = [backend.weights(*level) for level in levels]
+    level_maker = _bound_levels(posterior64, weights64, group_rng) if lazy else iter(())
+    levels = []
     if lazy and not configurations.exact:
+        # Every row is bounded afresh by the coarsest grouping (all configurations pooled
+        # into one group equals BALD here and prunes nothing): in row order, slices not
+        # gathers (views on numpy), one part per thread; the picks are dropped after.
         left = np.flatnonzero(bounds > -np.inf)
-        pooled = (weights64 @ posterior64)[None, :]
-        # every row in order (slices, not gathers: views on numpy); the picks are dropped after
-        pooled_bounds = exact_gains(*backend.weights(pooled, np.ones(1)), slice(0, bounds.size), 1)
-        bounds[left] = pooled_bounds[left]
+        coarsest = next(level_maker, None)
+        if coarsest is None:
+            coarsest = ((weights64 @ posterior64)[None, :], np.ones(1), None)
+        group_posterior, group_weights, scatter = backend.weights(*coarsest)
+        bound_rows = functools.partial(
+            exact_gains, group_posterior, group_weights, slice(0, bounds.size),
+            int(group_weights.shape[0]), scatter,
+        )
+        if side is None:
+            fresh = bound_rows()
+        else:
+            # the finer levels' k-means (serial) runs meanwhile
+            pending = side.submit(bound_rows)
+            levels = [backend.weights(*level) for level in level_maker]
+            fresh = pending.result()
+        bounds[left] = fresh[left]
+    levels += [backend.weights(*level) for level in level_maker]
     # Best bound first; ties in random order.
     order = np.lexsort((rng.random_sample(bounds.size), -bounds))[:n_left]
     best, best_gain, start = -1, -np.inf, 0
