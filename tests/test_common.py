@@ -122,7 +122,10 @@ LEARNERS_SLOW = [
     ActiveRegressor(Ridge(), skal_strategies.GreedySampling(space="x"), budget=30,
                     random_state=0),
     ActiveRegressor(SGDRegressor(random_state=0), update="partial_fit"),
-    CommitteeRegressor(n_estimators=3),
+    # Seeded: check_dtype_object expects the TypeError of a dict in row 0, which only a member
+    # that trains on row 0 raises; unseeded, all three bootstraps leave it out in about 5 % of
+    # runs (0.37^3; sklearn's BaggingRegressor has the same odds, 0.37^10 with its 10 members).
+    CommitteeRegressor(n_estimators=3, random_state=0),
 ]
 
 
