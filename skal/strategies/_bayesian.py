@@ -655,8 +655,8 @@ def greedy_batchbald(
                     break
     finally:
         if executor is not None:
+            side.shutdown()  # first: its task submits to the executor
             executor.shutdown()
-            side.shutdown()
     return np.asarray(indices, dtype=np.intp), np.asarray(gains)
 
 
@@ -709,8 +709,10 @@ def _greedy_step(
         else:
             # the finer levels' k-means (serial) runs meanwhile
             pending = side.submit(bound_rows)
-            levels = [backend.weights(*level) for level in level_maker]
-            fresh = pending.result()
+            try:
+                levels = [backend.weights(*level) for level in level_maker]
+            finally:  # joined even if k-means fails, before the BLAS limits are lifted
+                fresh = pending.result()
         bounds[left] = fresh[left]
     levels += [backend.weights(*level) for level in level_maker]
     # Best bound first; ties in random order.
