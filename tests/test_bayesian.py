@@ -424,7 +424,7 @@ def test_lazy_greedy_matches_full_greedy_on_random_posteriors(
 
 
 def test_lazy_greedy_many_classes_large_batch_matches_full_greedy_float32():
-    # The default float32 path with every grouping level (12, 48, 192, 768 and 1,536 groups
+    # The default float32 path with every grouping level (12, 24, 96, 384 and 1,536 groups
     # of 4,000 sampled configurations) over 26 classes and a batch of 12.
     samples = random_samples(n_samples=12, n_pool=160, n_classes=26, seed=11, scale=1.0)
     lazy = greedy_batchbald(samples, 12, n_joint_samples=4000, random_state=1)
