@@ -124,7 +124,7 @@ LEARNERS_SLOW = [
     ActiveRegressor(SGDRegressor(random_state=0), update="partial_fit"),
     # Seeded: check_dtype_object expects the TypeError of a dict in row 0, which only a member
     # that trains on row 0 raises; unseeded, all three bootstraps leave it out in about 5 % of
-    # runs (0.37^3; sklearn's BaggingRegressor has the same odds, 0.37^10 with its 10 members).
+    # runs (0.37^3; sklearn's BaggingRegressor runs the same risk, at 0.37^10 with 10 members).
     CommitteeRegressor(n_estimators=3, random_state=0),
 ]
 
