@@ -8,6 +8,8 @@ import warnings
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 torch = pytest.importorskip("torch")
 pytest.importorskip("skorch")
@@ -30,6 +32,7 @@ from skal.nets import (  # noqa: E402
     NetClassifier,
     TrainingDivergedError,
 )
+from skal.nets._mc_dropout import _mc_forward, _mix_channel_contributions  # noqa: E402
 from skal.strategies import KLDivergence  # noqa: E402
 
 cuda = pytest.mark.cuda
@@ -265,7 +268,7 @@ def test_user_module_with_plain_dropout(blobs):
 def full_replication(net):
     """A copy of ``net`` that runs the whole network once per pass (no shared prefix)."""
     full = pickle.loads(pickle.dumps(net))
-    full._mc_shared_prefix = False
+    full._mc_expansion = "replicate"
     return full
 
 
@@ -288,7 +291,7 @@ def test_expanding_at_the_dropout_layer_equals_replicating_the_input():
     with torch.inference_mode(), ConsistentMCDropout(module, 5, seed=0) as mc:
         mc.use_passes(1, 5, 3)
         replicated = module(x.repeat(4, 1))
-        mc.use_passes(1, 5, 3, expand=True)
+        mc.use_passes(1, 5, 3, "prefix")
         expanded = module(x)
     assert expanded.shape == (12, 6)
     assert_allclose(expanded.numpy(), replicated.numpy(), atol=1e-6)
@@ -319,6 +322,11 @@ def test_shared_prefix_mnist_cnn_matches_full_replication():
     assert np.ptp(samples[:, 0, 0]) > 0
     # Chunks of 64 // 10 = 6 rows, all 10 passes in one forward pass of 60 rows.
     assert seen[2:] == [(6, 60)] * 5
+    # The second convolution took the 6 rows once: the first dropout layer's channel masks
+    # were mixed into its output by linearity.
+    _, seen_conv = layouts_and_conv_rows(net.module_, torch.from_numpy(X[:6]), 10,
+                                         net.module_.features[4])
+    assert seen_conv == [(6, 60)]
 
 
 @pytest.mark.parametrize("batch_rows, n_samples", [(50, 7), (5, 12), (1, 3), (1000, 1)])
@@ -373,6 +381,147 @@ def test_modules_the_shared_prefix_would_break_fall_back(blobs, kind):
         assert np.ptp(samples, axis=0).max() > 1e-3
     # The pool itself went through the whole network once per pass.
     assert seen[-1] == (6 * X.shape[0], 6 * X.shape[0])
+
+
+# ------------------------------------------------------- channel masks through a convolution
+_CHANNEL_DROPOUT = {1: nn.Dropout1d, 2: nn.Dropout2d, 3: nn.Dropout3d}
+_CONV = {1: nn.Conv1d, 2: nn.Conv2d, 3: nn.Conv3d}
+_MAX_POOL = {1: nn.MaxPool1d, 2: nn.MaxPool2d, 3: nn.MaxPool3d}
+
+
+def layouts_and_conv_rows(module, x, n_passes, conv):
+    """Outputs of every layout for passes 0..n_passes-1 of rows ``x``, and the rows going
+    into and out of ``conv`` under the "linear" layout."""
+    seen = []
+    handle = conv.register_forward_hook(
+        lambda m, inputs, output: seen.append((inputs[0].shape[0], output.shape[0]))
+    )
+    try:
+        with torch.inference_mode(), ConsistentMCDropout(module, n_passes, seed=3) as mc:
+            outputs = {}
+            for layout in ("replicate", "prefix", "linear"):
+                seen.clear()
+                outputs[layout] = _mc_forward(module, mc, x, 0, n_passes, layout)
+    finally:
+        handle.remove()
+    return outputs, seen
+
+
+@settings(max_examples=30, deadline=None)
+@given(
+    dims=st.sampled_from([1, 2, 3]),
+    in_channels=st.integers(1, 9),
+    out_channels=st.integers(1, 5),
+    kernel=st.integers(1, 3),
+    stride=st.integers(1, 2),
+    padding=st.integers(0, 2),
+    dilation=st.integers(1, 2),
+    bias=st.booleans(),
+    between=st.sampled_from(["none", "relu", "max-pool, relu", "average pool"]),
+    n_rows=st.integers(1, 4),
+    n_passes=st.integers(1, 12),
+    seed=st.integers(0, 2**16),
+)
+def test_channel_masks_mixed_through_a_convolution_equal_replication(
+    dims, in_channels, out_channels, kernel, stride, padding, dilation, bias, between, n_rows,
+    n_passes, seed
+):
+    torch.manual_seed(seed)
+    side = 12 if dims < 3 else 10
+    between_layers = {
+        "none": [], "relu": [nn.ReLU()],
+        "max-pool, relu": [_MAX_POOL[dims](2, ceil_mode=True), nn.LeakyReLU(0.1)],
+        "average pool": [nn.AvgPool1d(2) if dims == 1 else nn.AdaptiveAvgPool2d(3)
+                         if dims == 2 else nn.AvgPool3d(2)],
+    }[between]
+    conv = _CONV[dims](in_channels, out_channels, kernel, stride=stride, padding=padding,
+                       dilation=dilation, bias=bias)
+    module = nn.Sequential(
+        _CONV[dims](2, in_channels, 1), _CHANNEL_DROPOUT[dims](0.4), *between_layers, conv,
+        _CHANNEL_DROPOUT[dims](0.5), nn.Flatten(),
+    ).double()
+    x = torch.randn(n_rows, 2, *(side,) * dims, dtype=torch.float64)
+    outputs, seen = layouts_and_conv_rows(module, x, n_passes, conv)
+    for layout in ("prefix", "linear"):
+        assert_allclose(outputs[layout].numpy(), outputs["replicate"].numpy(), atol=1e-12)
+    # The layers before the convolution ran once per row; it gave them once per pass.
+    assert seen == [(n_rows, n_passes * n_rows)]
+    # Mixing itself, also where the convolution repeats its input instead (it saves nothing
+    # for a kernel of one element or a single pass).
+    masks = (torch.rand(n_passes, in_channels, generator=torch.Generator().manual_seed(seed))
+             < 0.5).double() * 2
+    h = torch.randn(n_rows, in_channels, *(side,) * dims, dtype=torch.float64)
+    spread = masks.reshape(n_passes, 1, in_channels, *(1,) * dims)
+    with torch.inference_mode():
+        assert_allclose(_mix_channel_contributions(conv, h, masks).numpy(),
+                        conv((h.unsqueeze(0) * spread).flatten(0, 1)).numpy(), atol=1e-12)
+
+
+class _BetweenDropoutAndConv(nn.Module):
+    """Channel dropout, then something that does not commute with scaling a channel."""
+
+    def __init__(self, kind):
+        super().__init__()
+        self.kind = kind
+        self.first = nn.Conv2d(1, 4, 3)
+        self.dropout = nn.Dropout2d(0.5)
+        self.norm = nn.BatchNorm2d(4)
+        self.second_dropout = nn.Dropout2d(0.5)
+        self.conv = nn.Conv2d(4, 3, 3)
+        self.head = nn.Linear(4 * 6 * 6 if kind == "no convolution" else 3 * 4 * 4, 3)
+
+    def forward(self, x):
+        h = self.dropout(self.first(x.reshape(-1, 1, 8, 8)))
+        if self.kind == "batch norm":  # an affine map: its shift does not scale
+            h = self.norm(h)
+        elif self.kind == "sigmoid":
+            h = torch.sigmoid(h)
+        elif self.kind == "second dropout":
+            h = self.second_dropout(h)
+        elif self.kind == "no convolution":
+            return self.head(h.flatten(1))
+        return self.head(torch.relu(self.conv(h)).flatten(1))
+
+
+@pytest.mark.parametrize("kind", ["batch norm", "sigmoid", "second dropout", "no convolution"])
+def test_channel_masks_that_cannot_wait_for_the_convolution_fall_back(kind):
+    rng = np.random.RandomState(0)
+    X = rng.rand(40, 64).astype(np.float32)
+    y = np.arange(40) % 3
+    with torch.random.fork_rng():
+        torch.manual_seed(0)
+        module = _BetweenDropoutAndConv(kind)
+    net = NetClassifier(module, max_epochs=3, lr=0.05, random_state=0).fit(X, y)
+    module = net.module_
+    if kind == "batch norm":  # statistics far from the identity
+        module.norm.running_mean.fill_(0.7)
+    samples = net.predict_proba_samples(X, n_samples=8)
+    reference = full_replication(net).predict_proba_samples(X, n_samples=8)
+    assert_allclose(samples, reference, atol=1e-6)
+    assert np.ptp(samples, axis=0).max() > 1e-3
+    # The masks were applied at the dropout layer: after the probes on three rows, the rows
+    # reached the convolution (or the head) once per pass.
+    seen = []
+    after = module.head if kind == "no convolution" else module.conv
+    handle = after.register_forward_hook(
+        lambda m, inputs, output: seen.append((inputs[0].shape[0], output.shape[0]))
+    )
+    net.predict_proba_samples(X, n_samples=8)
+    handle.remove()
+    assert seen[-1] == (8 * 40, 8 * 40)
+
+
+def test_convolutions_get_their_own_forward_back():
+    module = MNISTConvNet()
+    patched = module.features[0]
+    patched.forward = patched.forward  # a user's instance attribute is left alone
+    with torch.inference_mode(), ConsistentMCDropout(module, 40, seed=0) as mc:
+        assert "forward" in vars(module.features[4])
+        _mc_forward(module, mc, torch.rand(2, 784), 0, 40, "linear")
+        with pytest.raises(ValueError, match="expansion must be one of"):
+            mc.use_passes(0, 1, 1, "shared")
+    assert "forward" not in vars(module.features[4])
+    assert vars(patched)["forward"] == patched.forward
 
 
 # ---------------------------------------------------------------------- embeddings and modules

@@ -128,7 +128,7 @@ def test_consistent_masks_and_same_seed_same_samples(data):
 def test_shared_prefix_matches_full_replication(fitted, data):
     X, _ = data
     full = pickle.loads(pickle.dumps(fitted))
-    full._mc_shared_prefix = False
+    full._mc_expansion = "replicate"
     assert_allclose(fitted.predict_samples(X, n_samples=5),
                     full.predict_samples(X, n_samples=5), atol=1e-6)
 

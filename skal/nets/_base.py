@@ -56,8 +56,9 @@ class NetMixin:
     history_ = None
     initialized_ = False
     virtual_params_ = MappingProxyType({})
-    # False makes MC-dropout sampling run the whole network once per pass (benchmarks, tests).
-    _mc_shared_prefix = True
+    # The most sharing MC-dropout layout to try (see _mc_dropout); "prefix" or "replicate"
+    # (the whole network once per pass) for benchmarks and tests.
+    _mc_expansion = "linear"
     # False makes training and validation batches go through torch's DataLoader row by row.
     _fast_batches = True
     _target_validation = MappingProxyType({})
@@ -308,7 +309,7 @@ class NetMixin:
         with torch.inference_mode(), ConsistentMCDropout(
             module, n_samples, self._seed(1)
         ) as mc:
-            fill_samples(samples, module, mc, X, batch_rows, nonlin, self._mc_shared_prefix)
+            fill_samples(samples, module, mc, X, batch_rows, nonlin, self._mc_expansion)
         return check_finite_output(samples, module, what, row_axis=1)
 
     def transform(self, X):

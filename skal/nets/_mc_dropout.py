@@ -3,16 +3,30 @@
 Plain torch dropout layers are used; while sampling, the module is in evaluation mode (so
 batch normalisation uses its running statistics and dropout is the identity) and a temporary
 forward hook on each dropout layer multiplies its output by mask ``k`` of a bank of K masks
-drawn once per call. Nothing of the user's module is changed afterwards. With ``expand=True``
-the rows enter once and the first dropout layer to run repeats its output for each pass, so
-the layers before it (identical in every pass) are computed once per row, not once per pass.
+drawn once per call. Nothing of the user's module is changed afterwards.
+
+How the K passes are laid out (``expansion``, set per forward pass):
+
+* ``"replicate"``: the input holds every row once per pass; the whole network runs K times.
+* ``"prefix"``: the rows enter once and the first dropout layer to run repeats its output
+  for each pass, so the layers before it (identical in every pass) run once per row.
+* ``"linear"``: as ``"prefix"``, but when that first layer drops whole channels its masks
+  wait for the next convolution. The layers in between run once per row, which is right for
+  those that commute with scaling a channel by a non-negative number (ReLU, max or average
+  pooling), and the convolution is linear in its input channels, so its output for pass k
+  is the sum over channels of mask k's entry times that channel's contribution, computed
+  once per row: one convolution and a small matrix product instead of K convolutions.
+
+Both sharing layouts are checked against ``"replicate"`` on a few rows before use.
 :func:`fill_samples` is the sampling loop the networks of :mod:`skal.nets` share.
 """
 
+import math
 import warnings
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 # Multiplicative dropout layers whose masks can be made consistent. Element-wise dropout draws
@@ -21,6 +35,9 @@ _ELEMENTWISE = (nn.Dropout,)
 _CHANNELWISE = (nn.Dropout1d, nn.Dropout2d, nn.Dropout3d)
 # Alpha dropout is not a multiplication by a mask, so a hook cannot reproduce it.
 _UNSUPPORTED = (nn.AlphaDropout, nn.FeatureAlphaDropout)
+# Convolutions that can take channel masks deferred from an earlier dropout layer.
+_CONVOLUTIONS = {nn.Conv1d: F.conv1d, nn.Conv2d: F.conv2d, nn.Conv3d: F.conv3d}
+EXPANSIONS = ("linear", "prefix", "replicate")
 
 
 def dropout_layers(module):
@@ -51,7 +68,8 @@ class ConsistentMCDropout:
     the pass of each row set with :meth:`use_passes`. Banks are drawn on the CPU from
     per-layer seeds on the first forward pass, so the masks depend only on ``seed`` (not on
     the device, the chunking or the rows) and every pool row sees the same K masks. On exit
-    the hooks are removed and every submodule's training flag is restored.
+    the hooks are removed, every submodule's training flag is restored and the convolutions'
+    ``forward`` is their own again.
 
     Parameters
     ----------
@@ -79,20 +97,28 @@ class ConsistentMCDropout:
         seeds = np.random.SeedSequence(self.seed).generate_state(max(len(self._layers), 1))
         self._seeds = [int(s) for s in seeds]
         self._banks = [None] * len(self._layers)
-        self._passes = 0
-        self._expand_by = 1
-        self._first_pass = 0
-        self._expanded = False
+        self.use_passes(0, 1, 1)
         self._modes = [(m, m.training) for m in self.module.modules()]
         self.module.eval()
         self._handles = [
             layer.register_forward_hook(self._hook(i)) for i, layer in enumerate(self._layers)
         ]
+        # An instance attribute shadows the class's forward; a module that already has one
+        # (patched by its user) keeps it and never takes deferred masks.
+        self._convolutions = [
+            m for m in self.module.modules()
+            if type(m) in _CONVOLUTIONS and m.groups == 1 and m.padding_mode == "zeros"
+            and "forward" not in vars(m)
+        ]
+        for conv in self._convolutions:
+            conv.forward = self._conv_forward(conv)
         return self
 
     def __exit__(self, *exc_info):
         for handle in self._handles:
             handle.remove()
+        for conv in self._convolutions:
+            del conv.forward
         for m, training in self._modes:
             m.training = training
         self._banks = None
@@ -103,23 +129,35 @@ class ConsistentMCDropout:
         """Whether the module has a dropout layer to sample (known inside the ``with`` block)."""
         return bool(self._layers)
 
-    def use_passes(self, start, stop, n_rows, expand=False):
+    def use_passes(self, start, stop, n_rows, expansion="replicate"):
         """Make the next forward pass compute passes ``start..stop-1`` of ``n_rows`` rows.
 
-        With ``expand=False`` the input must be the rows repeated ``stop - start`` times,
-        pass-major (all rows of pass ``start`` first). With ``expand=True`` the input is the
-        ``n_rows`` rows once: the first dropout layer to run in that forward pass repeats its
-        output ``stop - start`` times, pass-major, before applying the masks, and the later
-        layers see the repeated rows. That is right only when no activation from before that
-        layer reaches the output by another path and no layer mixes rows; the caller checks.
+        With ``expansion="replicate"`` the input must be the rows repeated ``stop - start``
+        times, pass-major (all rows of pass ``start`` first). Otherwise the input is the
+        ``n_rows`` rows once and the network repeats them, pass-major: at the first dropout
+        layer to run (``"prefix"``), or, when that layer drops whole channels, at the next
+        convolution (``"linear"``; see the module's docstring). That is right only when no
+        activation from before the repeat reaches the output by another path, no layer mixes
+        rows, and (``"linear"``) the layers between the dropout layer and the convolution
+        commute with scaling channels; the caller checks, and :meth:`check_expanded` reports
+        a forward pass that did not repeat the rows as asked.
         """
-        self._expand_by = stop - start if expand else 1
+        if expansion not in EXPANSIONS:
+            raise ValueError(f"expansion must be one of {EXPANSIONS}, got {expansion!r}.")
+        self._expansion = expansion
         self._first_pass = start
-        self._expanded = False
+        self._n_passes = stop - start
+        self._expanded = expansion == "replicate"
+        self._deferred = None  # channel masks (passes, channels) waiting for a convolution
+        self._broken = False
         if stop - start == 1:
             self._passes = start
         else:
             self._passes = torch.arange(start, stop).repeat_interleave(n_rows)
+
+    def check_expanded(self):
+        """Whether the last forward pass repeated its rows as :meth:`use_passes` asked."""
+        return self._expanded and not self._broken
 
     def _bank(self, i, layer, output):
         shape = _mask_shape(layer, output)
@@ -144,19 +182,85 @@ class ConsistentMCDropout:
     def _hook(self, i):
         def hook(layer, inputs, output):
             bank = self._bank(i, layer, output)
-            if self._expand_by > 1 and not self._expanded:
+            if not self._expanded:
+                if self._deferred is not None:
+                    # A second dropout layer before a convolution took the deferred masks.
+                    self._broken = True
+                    return None
+                masks = bank[self._first_pass : self._first_pass + self._n_passes]
+                if self._expansion == "linear" and isinstance(layer, _CHANNELWISE) \
+                        and output.dim() > 2:
+                    # Dropout is the identity in evaluation mode: the rows go on unmasked.
+                    self._deferred = masks.reshape(self._n_passes, -1)
+                    return None
                 # One broadcast product builds the pass-major copies and masks them at once.
                 self._expanded = True
-                masks = bank[self._first_pass : self._first_pass + self._expand_by]
                 return (output.unsqueeze(0) * masks.unsqueeze(1)).flatten(0, 1)
             passes = self._passes
-            if isinstance(passes, torch.Tensor):
-                if passes.device != bank.device:
-                    passes = self._passes = passes.to(bank.device)
-                return output * bank[passes]
+            if isinstance(passes, torch.Tensor) and passes.device != bank.device:
+                passes = self._passes = passes.to(bank.device)
             return output * bank[passes]
 
         return hook
+
+    def _conv_forward(self, conv):
+        original = type(conv).forward.__get__(conv)
+
+        def forward(x):
+            masks = self._deferred
+            if masks is None:
+                return original(x)
+            self._deferred = None
+            self._expanded = True
+            n_passes, n_channels = masks.shape
+            if x.dim() != conv.weight.dim() or x.shape[1] != n_channels:
+                self._broken = True
+                return original(x)
+            # Mixing costs (kernel + passes) multiply-adds per channel, output and row where
+            # repeating costs kernel x passes; its contributions are held for a block of rows
+            # at a time, no more values than the repeated rows would be.
+            kernel = math.prod(conv.kernel_size)
+            if (n_passes - 1) * (kernel - 1) <= 1 or n_channels > n_passes * x.shape[0]:
+                spread = masks.reshape(n_passes, 1, n_channels, *(1,) * (x.dim() - 2))
+                return original((x.unsqueeze(0) * spread).flatten(0, 1))
+            return _mix_channel_contributions(conv, x, masks)
+
+        return forward
+
+
+def _mix_channel_contributions(conv, x, masks):
+    """``conv`` of ``x`` with its input channels scaled by each row of ``masks``, pass-major.
+
+    The convolution is linear in its input: each channel's contribution to every output
+    channel comes from one grouped convolution (one group per input channel), and pass k's
+    output is mask k's weighted sum of the contributions plus the bias. The contributions of
+    ``passes x rows // channels`` rows are held at a time.
+    """
+    n_rows, n_channels = x.shape[:2]
+    n_passes = masks.shape[0]
+    weight = conv.weight.transpose(0, 1).reshape(
+        n_channels * conv.out_channels, 1, *conv.kernel_size
+    )
+    block = max(1, n_passes * n_rows // n_channels)
+    out = None
+    for first in range(0, n_rows, block):
+        xb = x[first : first + block]
+        parts = _CONVOLUTIONS[type(conv)](
+            xb, weight, None, conv.stride, conv.padding, conv.dilation, n_channels
+        )
+        spatial = parts.shape[2:]
+        parts = parts.reshape(xb.shape[0], n_channels, -1).transpose(0, 1).reshape(n_channels, -1)
+        mixed = (masks.to(parts.dtype) @ parts).reshape(n_passes, xb.shape[0], -1)
+        if block >= n_rows:
+            out = mixed
+            break
+        if out is None:
+            out = mixed.new_empty((n_passes, n_rows, mixed.shape[-1]))
+        out[:, first : first + block] = mixed
+    out = out.reshape(n_passes * n_rows, conv.out_channels, *spatial)
+    if conv.bias is not None:
+        out += conv.bias.reshape(-1, *(1,) * len(spatial))
+    return out
 
 
 def first_output(output):
@@ -182,58 +286,63 @@ def rows_tensor(X, rows, device):
     return torch.from_numpy(block).to(device)
 
 
-def fill_samples(samples, module, mc, X, batch_rows, nonlin, shared_prefix=True):
+def fill_samples(samples, module, mc, X, batch_rows, nonlin, expansion="linear"):
     """Fill ``samples`` (passes, rows, outputs) with ``nonlin`` of the module's MC outputs.
 
     Runs inside ``mc``, a :class:`ConsistentMCDropout` over ``module`` entered for
-    ``samples.shape[0]`` passes, under :func:`torch.inference_mode`. With ``shared_prefix``,
-    the layers before the first dropout layer run once per row when a probe on a few rows
-    shows that this gives the same outputs as running the whole network once per pass (and
-    the whole network runs once per pass otherwise).
+    ``samples.shape[0]`` passes, under :func:`torch.inference_mode`. ``expansion`` is the
+    most sharing layout to try (see :class:`ConsistentMCDropout`): each sharing layout is used
+    when a probe on a few rows shows that it gives the same outputs as running the whole
+    network once per pass, and the next one down is tried otherwise, down to
+    ``"replicate"``.
     """
-    shared = (
-        shared_prefix
-        and samples.shape[0] > 1
-        and mc.has_dropout
-        and _shared_prefix_agrees(module, mc, X)
-    )
-    if shared:
-        try:
-            _fill_mc_samples(samples, module, mc, X, batch_rows, nonlin, shared=True)
-            return samples
-        except _PrefixMismatch:
-            pass
-    _fill_mc_samples(samples, module, mc, X, batch_rows, nonlin, shared=False)
+    if expansion not in EXPANSIONS:
+        raise ValueError(f"expansion must be one of {EXPANSIONS}, got {expansion!r}.")
+    candidates = EXPANSIONS[EXPANSIONS.index(expansion) : -1]
+    if samples.shape[0] > 1 and mc.has_dropout and candidates:
+        probe = _Probe(module, mc, X)
+        for candidate in candidates:
+            if probe.agrees(candidate):
+                try:
+                    _fill_mc_samples(samples, module, mc, X, batch_rows, nonlin, candidate)
+                    return samples
+                except _ExpansionMismatch:
+                    pass
+    _fill_mc_samples(samples, module, mc, X, batch_rows, nonlin, "replicate")
     return samples
 
 
-class _PrefixMismatch(Exception):
-    """Computing the prefix once did not give one output row per pool row and pass."""
+class _ExpansionMismatch(Exception):
+    """A forward pass that was to repeat its rows did not give one output row per pool row
+    and pass."""
 
 
-# Rows that check that a module allows the shared prefix, and passes they check it over.
+# Rows that check that a module allows a sharing layout, and passes they check it over.
 _PROBE_ROWS = 3
 _PROBE_PASSES = 3
 
 
-def _mc_forward(module, mc, xb, start, stop, shared):
+def _mc_forward(module, mc, xb, start, stop, expansion):
     """The module's output for passes ``start..stop-1`` of the rows ``xb``, pass-major."""
     n_rows, n_passes = xb.shape[0], stop - start
-    mc.use_passes(start, stop, n_rows, expand=shared)
-    if shared or n_passes == 1:
+    mc.use_passes(start, stop, n_rows, expansion)
+    if expansion != "replicate" or n_passes == 1:
         inputs = xb
     else:
         inputs = xb.repeat((n_passes,) + (1,) * (xb.dim() - 1))
+    sharing = expansion != "replicate"
     try:
         output = first_output(module(inputs))
     except RuntimeError as exc:
-        # Expanding at the dropout layer broke a shape somewhere after it.
-        if not shared or isinstance(exc, torch.cuda.OutOfMemoryError):
+        # Repeating the rows inside the network broke a shape somewhere after it.
+        if not sharing or isinstance(exc, torch.cuda.OutOfMemoryError):
             raise
-        raise _PrefixMismatch from exc
+        raise _ExpansionMismatch from exc
+    if sharing and not mc.check_expanded():
+        raise _ExpansionMismatch
     if output.shape[0] != n_passes * n_rows:
-        if shared:
-            raise _PrefixMismatch
+        if sharing:
+            raise _ExpansionMismatch
         raise ValueError(
             f"The module returned {output.shape[0]} rows for {n_passes * n_rows} input rows: "
             "MC dropout sampling needs one output row per input row."
@@ -241,36 +350,47 @@ def _mc_forward(module, mc, xb, start, stop, shared):
     return output
 
 
-def _shared_prefix_agrees(module, mc, X):
-    """Whether a few rows' outputs are the same with the prefix computed once as per pass."""
-    xb = rows_tensor(X, slice(0, _PROBE_ROWS), module_device(module))
-    stop = min(mc.n_samples, _PROBE_PASSES)
-    try:
-        shared = _mc_forward(module, mc, xb, 0, stop, shared=True)
-    except _PrefixMismatch:
-        return False
-    full = _mc_forward(module, mc, xb, 0, stop, shared=False)
-    # Outputs (logits), not probabilities: a saturated softmax would hide a difference.
-    return bool(torch.allclose(shared, full, rtol=1e-4, atol=1e-5))
+class _Probe:
+    """Compares a few rows' outputs under a sharing layout with running the whole network
+    once per pass."""
+
+    def __init__(self, module, mc, X):
+        self.module, self.mc = module, mc
+        self.rows = rows_tensor(X, slice(0, _PROBE_ROWS), module_device(module))
+        self.stop = min(mc.n_samples, _PROBE_PASSES)
+        self.reference = None
+
+    def agrees(self, expansion):
+        try:
+            shared = _mc_forward(self.module, self.mc, self.rows, 0, self.stop, expansion)
+        except _ExpansionMismatch:
+            return False
+        if self.reference is None:
+            self.reference = _mc_forward(
+                self.module, self.mc, self.rows, 0, self.stop, "replicate"
+            )
+        # Outputs (logits), not probabilities: a saturated softmax would hide a difference.
+        return bool(torch.allclose(shared, self.reference, rtol=1e-4, atol=1e-5))
 
 
-def _fill_mc_samples(samples, module, mc, X, batch_rows, nonlin, shared):
+def _fill_mc_samples(samples, module, mc, X, batch_rows, nonlin, expansion):
     """Fill ``samples`` (passes, rows, outputs), holding at most ``batch_rows`` rows at once.
 
     A chunk of rows runs several passes in one forward pass when it is smaller than
-    ``batch_rows``. With the shared prefix, chunks have ``batch_rows // n_passes`` rows, so
-    that after the expansion one forward pass holds the chunk's rows for all passes (at most
-    ``batch_rows`` rows) and the prefix runs once per row.
+    ``batch_rows``. When the network repeats the rows itself, chunks have
+    ``batch_rows // n_passes`` rows, so that after the repeat one forward pass holds the
+    chunk's rows for all passes (at most ``batch_rows`` rows) and what comes before the
+    repeat runs once per row.
     """
     n_passes = samples.shape[0]
     device = module_device(module)
-    chunk = max(1, batch_rows // n_passes) if shared else batch_rows
+    chunk = batch_rows if expansion == "replicate" else max(1, batch_rows // n_passes)
     for first in range(0, X.shape[0], chunk):
         rows = slice(first, min(first + chunk, X.shape[0]))
         xb = rows_tensor(X, rows, device)
         passes_per_forward = max(1, batch_rows // xb.shape[0])
         for start in range(0, n_passes, passes_per_forward):
             stop = min(n_passes, start + passes_per_forward)
-            output = _mc_forward(module, mc, xb, start, stop, shared)
+            output = _mc_forward(module, mc, xb, start, stop, expansion)
             values = nonlin(output).reshape(stop - start, xb.shape[0], -1)
             samples[start:stop, rows] = values.to(torch.float32).cpu().numpy()
