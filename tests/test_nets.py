@@ -32,7 +32,11 @@ from skal.nets import (  # noqa: E402
     NetClassifier,
     TrainingDivergedError,
 )
-from skal.nets._mc_dropout import _mc_forward, _mix_channel_contributions  # noqa: E402
+from skal.nets._mc_dropout import (  # noqa: E402
+    _ExpansionMismatch,
+    _mc_forward,
+    _mix_channel_contributions,
+)
 from skal.strategies import KLDivergence  # noqa: E402
 
 cuda = pytest.mark.cuda
@@ -509,6 +513,46 @@ def test_channel_masks_that_cannot_wait_for_the_convolution_fall_back(kind):
     net.predict_proba_samples(X, n_samples=8)
     handle.remove()
     assert seen[-1] == (8 * 40, 8 * 40)
+
+
+class _ViewAfterPooling(nn.Module):
+    """The layout of PyTorch's MNIST example: ``view`` flattens the pooled feature maps."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv1 = nn.Conv2d(1, 4, 3)
+        self.conv2 = nn.Conv2d(4, 6, 3)
+        self.conv2_drop = nn.Dropout2d(0.5)
+        self.fc = nn.Linear(6 * 2 * 2, 3)
+
+    def forward(self, x):
+        x = torch.relu(nn.functional.max_pool2d(self.conv1(x.reshape(-1, 1, 10, 10)), 2))
+        x = self.conv2_drop(x)
+        x = torch.relu(nn.functional.max_pool2d(self.conv2(x), 1))
+        x = nn.functional.max_pool2d(x, 1)
+        return self.fc(x.view(x.size(0), -1))
+
+
+def test_a_module_that_views_the_convolution_output_gets_it_contiguous():
+    rng = np.random.RandomState(0)
+    X = rng.rand(30, 100).astype(np.float32)
+    y = np.arange(30) % 3
+    net = NetClassifier(_ViewAfterPooling, max_epochs=3, lr=0.05, random_state=0).fit(X, y)
+    conv_rows = []
+    handle = net.module_.conv2.register_forward_hook(
+        lambda m, inputs, output: conv_rows.append((inputs[0].shape[0], output.shape[0]))
+    )
+    samples = net.predict_proba_samples(X, n_samples=12)
+    handle.remove()
+    assert_allclose(samples, full_replication(net).predict_proba_samples(X, n_samples=12),
+                    atol=1e-6)
+    # Channels-last output broke the view on the probe's rows; the contiguous one did not,
+    # and the convolution still took the rows once.
+    assert conv_rows[-1] == (30, 12 * 30)
+    with torch.inference_mode(), ConsistentMCDropout(net.module_, 12, seed=0) as mc:
+        with pytest.raises(_ExpansionMismatch) as mismatch:
+            _mc_forward(net.module_, mc, torch.from_numpy(X[:3]), 0, 12, "linear")
+    assert "view" in str(mismatch.value.__cause__)
 
 
 def test_convolutions_get_their_own_forward_back():
