@@ -266,7 +266,11 @@ class NetClassifier(NetMixin, NeuralNetClassifier):
         evaluation mode, no autograd graph is built and the rows keep their order. Rows are
         processed ``inference_batch_size`` at a time (a small pool is repeated for several
         passes in one forward pass), so memory does not grow with ``n_samples`` times the
-        pool, and the result does not depend on the batch size. Masks are drawn from
+        pool, and the result does not depend on the batch size. Work the passes share runs
+        once per row: the layers before the first dropout layer and, when that layer drops
+        whole channels, those up to the next convolution, whose K outputs are mixed from its
+        per-channel contributions. A probe on three rows checks this against running the
+        network once per pass, and falls back to that when they differ. Masks are drawn from
         ``random_state``: an int gives the same masks on every call.
 
         Parameters
