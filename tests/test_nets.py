@@ -799,6 +799,25 @@ def test_cuda_shared_prefix_and_fallback_match_full_replication(blobs, kind):
 
 @cuda
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_cuda_mixed_convolution_matches_replication_and_the_cpu():
+    rng = np.random.RandomState(0)
+    X = rng.rand(50, 784).astype(np.float32)
+    y = np.arange(50) % 4
+    gpu = NetClassifier(MNISTConvNet, max_epochs=1, random_state=0, device="cuda",
+                        inference_batch_size=256).fit(X, y)
+    _, seen_conv = layouts_and_conv_rows(gpu.module_, torch.from_numpy(X[:6]).cuda(), 40,
+                                         gpu.module_.features[4])
+    assert seen_conv == [(6, 240)]
+    samples = gpu.predict_proba_samples(X, n_samples=40)
+    assert_allclose(full_replication(gpu).predict_proba_samples(X, n_samples=40), samples,
+                    atol=1e-5)
+    cpu = pickle.loads(pickle.dumps(gpu))
+    cpu.module_.to("cpu")
+    assert_allclose(cpu.predict_proba_samples(X, n_samples=40), samples, atol=1e-4)
+
+
+@cuda
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 def test_cuda_auto_device_and_global_rng(blobs):
     X, y = blobs
     state = torch.cuda.get_rng_state()
