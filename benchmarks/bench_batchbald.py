@@ -13,7 +13,11 @@ Options: ``--repeats R`` (skal runs per configuration, median reported), ``--anc
 ``--threads T`` (default 2), ``--no-anchors``, ``--quick`` (the first configuration only),
 ``--skip-full`` (no timing of the greedy without lazy evaluation),
 ``--large`` (issue 11's cases: N=16,000 K=20 C=26 batch 20 and N=50,000 K=20 C=10 batch 10;
-skal's time is also printed in units of one float32 2000x2000 matrix product).
+skal's time is also printed in units of one float32 2000x2000 matrix product),
+``--mnist DIR`` (real posteriors instead of random ones: ``MNISTConvNet`` trained on
+``--mnist-labels`` random images of the 10,000 MNIST test images, K=20 MC-dropout samples
+over the others; batches of 10 and 20, in units as ``--large``; ``--mnist-shifts S`` adds the
+pool images moved by one pixel in S-1 directions, for a pool near 50,000 with S=5).
 Figures are recorded in docs/benchmarks/batchbald.rst.
 """
 
@@ -32,6 +36,11 @@ _parser.add_argument("--no-anchors", action="store_true")
 _parser.add_argument("--quick", action="store_true")
 _parser.add_argument("--large", action="store_true",
                      help="issue 11's many-class and large-pool cases instead")
+_parser.add_argument("--mnist", help="folder with the MNIST t10k idx files: real posteriors")
+_parser.add_argument("--mnist-labels", type=int, default=100,
+                     help="labelled images the network trains on (--mnist)")
+_parser.add_argument("--mnist-shifts", type=int, default=1, choices=range(1, 6),
+                     help="the pool and its copies moved one pixel right, left, down, up")
 _parser.add_argument("--dtype", default="float32")
 _parser.add_argument("--skip-full", action="store_true",
                      help="do not time the greedy without lazy evaluation (minutes on --large)")
@@ -71,6 +80,33 @@ def make_log_probs(n_pool, n_samples, n_classes, seed=0):
     logits = np.random.default_rng(seed).standard_normal((n_pool, n_samples, n_classes))
     logits -= logits.max(axis=2, keepdims=True)
     return logits - np.log(np.exp(logits).sum(axis=2, keepdims=True))  # (N, K, C)
+
+
+def mnist_log_probs(path, n_labels, n_samples, n_shifts=1, seed=0):
+    """(N, K, 10) log-probabilities of MC dropout over the MNIST test images a network trained
+    on ``n_labels`` random ones of them has not seen, and over copies moved by one pixel."""
+    import torch
+
+    from skal.datasets import load_mnist_idx
+    from skal.nets import MNISTConvNet, NetClassifier
+
+    torch.set_num_threads(ARGS.threads)
+    X, y = load_mnist_idx(path)
+    X = ((X - 0.1307) / 0.3081).astype(np.float32)
+    labelled = np.random.default_rng(seed).choice(X.shape[0], n_labels, replace=False)
+    pool = np.setdiff1d(np.arange(X.shape[0]), labelled)
+    net = NetClassifier(MNISTConvNet, max_epochs=30, batch_size=64, lr=1e-3,
+                        random_state=seed).fit(X[labelled], y[labelled])
+    images = X[pool].reshape(-1, 28, 28)
+    moves = [(0, 0), (1, 2), (-1, 2), (1, 1), (-1, 1)][:n_shifts]
+    X_pool = np.concatenate(
+        [np.roll(images, shift, axis).reshape(-1, 784) for shift, axis in moves]
+    )
+    accuracy = float((net.predict(X[pool]) == y[pool]).mean())
+    proba = net.predict_proba_samples(X_pool, n_samples=n_samples)  # (K, N, C)
+    print(f"# MNIST posteriors: trained on {n_labels} images, pool {X_pool.shape[0]} "
+          f"({n_shifts} shifts), K={n_samples}, accuracy on the unshifted pool {accuracy:.3f}")
+    return np.log(np.clip(proba, 1e-30, None)).swapaxes(0, 1)
 
 
 def timed(func, repeats):
@@ -127,9 +163,13 @@ def main():
     configs = configs[:1] if ARGS.quick else configs
     print(f"# {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs visible, "
           f"{ARGS.threads} threads, numpy {np.__version__}, dtype {ARGS.dtype}")
+    real = None
+    if ARGS.mnist:
+        real = mnist_log_probs(ARGS.mnist, ARGS.mnist_labels, 20, ARGS.mnist_shifts)
+        configs = [(real.shape[0], 20, 10, batch_size, 10_000) for batch_size in (10, 20)]
     others = anchors()
     for n_pool, n_samples, n_classes, batch_size, n_joint in configs:
-        log_probs = make_log_probs(n_pool, n_samples, n_classes)
+        log_probs = make_log_probs(n_pool, n_samples, n_classes) if real is None else real
         proba_K_N_C = np.ascontiguousarray(np.exp(log_probs).swapaxes(0, 1))
         learner, X_pool = FixedSamples(proba_K_N_C), np.arange(n_pool)[:, None]
         strategy = BatchBALD(n_joint_samples=n_joint, dtype=ARGS.dtype, random_state=0)
