@@ -33,6 +33,7 @@ from skal.nets import (  # noqa: E402
     TrainingDivergedError,
 )
 from skal.nets._mc_dropout import (  # noqa: E402
+    _deferral_plan,
     _ExpansionMismatch,
     _mc_forward,
     _mix_channel_contributions,
@@ -513,6 +514,79 @@ def test_channel_masks_that_cannot_wait_for_the_convolution_fall_back(kind):
     net.predict_proba_samples(X, n_samples=8)
     handle.remove()
     assert seen[-1] == (8 * 40, 8 * 40)
+
+
+class _SaturatingBetween(nn.Module):
+    """Channel dropout, then an op that commutes with scaling only below its saturation."""
+
+    def __init__(self, kind):
+        super().__init__()
+        self.kind = kind
+        self.first = nn.Conv2d(1, 4, 3)
+        self.dropout = nn.Dropout2d(0.5)
+        self.conv = nn.Conv2d(4, 3, 3)
+        self.head = nn.Linear(3 * 4 * 4, 3)
+
+    def forward(self, x):
+        h = self.dropout(self.first(x.reshape(-1, 1, 8, 8)))
+        if self.kind == "hardtanh":
+            h = nn.functional.hardtanh(h, 0.0, 1.0)
+        elif self.kind == "clamp":
+            h = h.clamp(max=1.0)
+        elif self.kind == "data-dependent branch" and bool(h.sum() > 0):
+            h = torch.relu(h)
+        return self.head(self.conv(h).flatten(1))
+
+
+@pytest.mark.parametrize("kind", ["hardtanh", "clamp", "data-dependent branch"])
+def test_ops_that_commute_with_scaling_only_on_some_rows_do_not_defer(kind):
+    # The probe's three rows are dim, so a clamp at 1 never binds on them; on the bright rows
+    # it does. Only the module's structure may decide, not the probe's rows.
+    rng = np.random.RandomState(0)
+    X = np.vstack([rng.rand(3, 64) * 0.01, rng.rand(37, 64) * 5]).astype(np.float32)
+    y = np.arange(40) % 3
+    with torch.random.fork_rng():
+        torch.manual_seed(0)
+        module = _SaturatingBetween(kind)
+    net = NetClassifier(module, max_epochs=2, lr=0.05, random_state=0).fit(X, y)
+    assert _deferral_plan(net.module_) is None
+    samples = net.predict_proba_samples(X, n_samples=10)
+    assert_allclose(samples, full_replication(net).predict_proba_samples(X, n_samples=10),
+                    atol=1e-6)
+
+
+class _FunctionalBetween(nn.Module):
+    """Pooling and activations called as functions between the dropout and the convolution."""
+
+    def __init__(self):
+        super().__init__()
+        self.first = nn.Conv2d(1, 4, 3)
+        self.dropout = nn.Dropout2d(0.5)
+        self.conv = nn.Conv2d(4, 6, 3)
+        self.head = nn.Linear(6 * 2 * 2, 3)
+
+    def forward(self, x):
+        h = self.dropout(self.first(x.reshape(-1, 1, 10, 10)))
+        h = nn.functional.leaky_relu(nn.functional.max_pool2d(h, 2), 0.1).relu()
+        h = self.conv(nn.functional.avg_pool2d(h, 1))
+        return self.head(h.view(h.size(0), -1))
+
+
+def test_functional_ops_that_commute_with_scaling_defer_the_masks():
+    module = _FunctionalBetween()
+    assert _deferral_plan(module) == (module.dropout, module.conv)
+    rng = np.random.RandomState(0)
+    X = rng.rand(30, 100).astype(np.float32)
+    net = NetClassifier(_FunctionalBetween, max_epochs=2, random_state=0).fit(X, np.arange(30) % 3)
+    conv_rows = []
+    handle = net.module_.conv.register_forward_hook(
+        lambda m, inputs, output: conv_rows.append((inputs[0].shape[0], output.shape[0]))
+    )
+    samples = net.predict_proba_samples(X, n_samples=12)
+    handle.remove()
+    assert_allclose(samples, full_replication(net).predict_proba_samples(X, n_samples=12),
+                    atol=1e-6)
+    assert conv_rows[-1] == (30, 12 * 30)
 
 
 class _ViewAfterPooling(nn.Module):

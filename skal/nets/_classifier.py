@@ -269,8 +269,9 @@ class NetClassifier(NetMixin, NeuralNetClassifier):
         pool, and the result does not depend on the batch size. Work the passes share runs
         once per row: the layers before the first dropout layer and, when that layer drops
         whole channels, those up to the next convolution, whose K outputs are mixed from its
-        per-channel contributions. A probe on three rows checks this against running the
-        network once per pass, and falls back to that when they differ. Masks are drawn from
+        per-channel contributions (where the module's graph, traced by ``torch.fx``, shows
+        only ReLU and pooling in between). A probe on three rows checks this against running
+        the network once per pass, and falls back to that when they differ. Masks are drawn from
         ``random_state``: an int gives the same masks on every call.
 
         Parameters

@@ -16,8 +16,10 @@ How the K passes are laid out (``expansion``, set per forward pass):
   pooling), and the convolution is linear in its input channels, so its output for pass k
   is the sum over channels of mask k's entry times that channel's contribution, computed
   once per row: one convolution and a small matrix product instead of K convolutions.
+  Whether the masks may wait is read from the module's graph traced by ``torch.fx``
+  (:func:`_deferral_plan`), never from data.
 
-Both sharing layouts are checked against ``"replicate"`` on a few rows before use.
+Both sharing layouts are also checked against ``"replicate"`` on a few rows before use.
 :func:`fill_samples` is the sampling loop the networks of :mod:`skal.nets` share.
 """
 
@@ -98,20 +100,22 @@ class ConsistentMCDropout:
         self._seeds = [int(s) for s in seeds]
         self._banks = [None] * len(self._layers)
         self.use_passes(0, 1, 1)
+        # Channel masks may wait only where the traced graph shows they can (see
+        # _deferral_plan); only that convolution's forward is replaced.
+        plan = _deferral_plan(self.module)
+        self._defer_from, self._defer_to = plan if plan is not None else (None, None)
         self._modes = [(m, m.training) for m in self.module.modules()]
-        self.module.eval()
-        self._handles = [
-            layer.register_forward_hook(self._hook(i)) for i, layer in enumerate(self._layers)
-        ]
-        # An instance attribute shadows the class's forward; a module that already has one
-        # (patched by its user) keeps it and never takes deferred masks.
-        self._convolutions = [
-            m for m in self.module.modules()
-            if type(m) in _CONVOLUTIONS and m.groups == 1 and m.padding_mode == "zeros"
-            and "forward" not in vars(m)
-        ]
-        for conv in self._convolutions:
-            conv.forward = self._conv_forward(conv)
+        self._handles, self._convolutions = [], []
+        try:
+            self.module.eval()
+            for i, layer in enumerate(self._layers):
+                self._handles.append(layer.register_forward_hook(self._hook(i)))
+            if self._defer_to is not None:
+                self._defer_to.forward = self._conv_forward(self._defer_to)
+                self._convolutions.append(self._defer_to)
+        except BaseException:
+            self.__exit__(None, None, None)
+            raise
         return self
 
     def __exit__(self, *exc_info):
@@ -129,7 +133,9 @@ class ConsistentMCDropout:
         """Whether the module has a dropout layer to sample (known inside the ``with`` block)."""
         return bool(self._layers)
 
-    def use_passes(self, start, stop, n_rows, expansion="replicate", channels_last=True):
+    def use_passes(
+        self, start, stop, n_rows, expansion="replicate", channels_last=True, mix_always=False
+    ):
         """Make the next forward pass compute passes ``start..stop-1`` of ``n_rows`` rows.
 
         With ``expansion="replicate"`` the input must be the rows repeated ``stop - start``
@@ -142,12 +148,14 @@ class ConsistentMCDropout:
         commute with scaling channels; the caller checks, and :meth:`check_expanded` reports
         a forward pass that did not repeat the rows as asked. ``channels_last``: whether that
         convolution's output has channels-last strides (faster, but a module that calls
-        ``view`` on it fails).
+        ``view`` on it fails). ``mix_always``: mix even where repeating its input would cost
+        less (so that a probe on a few rows checks the code that runs on many).
         """
         if expansion not in EXPANSIONS:
             raise ValueError(f"expansion must be one of {EXPANSIONS}, got {expansion!r}.")
         self._expansion = expansion
         self._channels_last = channels_last
+        self._mix_always = mix_always
         self._first_pass = start
         self._n_passes = stop - start
         self._expanded = expansion == "replicate"
@@ -191,7 +199,7 @@ class ConsistentMCDropout:
                     self._broken = True
                     return None
                 masks = bank[self._first_pass : self._first_pass + self._n_passes]
-                if self._expansion == "linear" and isinstance(layer, _CHANNELWISE) \
+                if self._expansion == "linear" and layer is self._defer_from \
                         and output.dim() > 2:
                     # Dropout is the identity in evaluation mode: the rows go on unmasked.
                     self._deferred = masks.reshape(self._n_passes, -1)
@@ -223,12 +231,78 @@ class ConsistentMCDropout:
             # repeating costs kernel x passes; its contributions are held for a block of rows
             # at a time, no more values than the repeated rows would be.
             kernel = math.prod(conv.kernel_size)
-            if (n_passes - 1) * (kernel - 1) <= 1 or n_channels > n_passes * x.shape[0]:
+            if not self._mix_always and (
+                (n_passes - 1) * (kernel - 1) <= 1 or n_channels > n_passes * x.shape[0]
+            ):
                 spread = masks.reshape(n_passes, 1, n_channels, *(1,) * (x.dim() - 2))
                 return original((x.unsqueeze(0) * spread).flatten(0, 1))
             return _mix_channel_contributions(conv, x, masks, self._channels_last)
 
         return forward
+
+
+# Layers and functions that commute with scaling a channel by a non-negative number, so that
+# channel masks may be applied after them.
+_SCALE_COMMUTING_LAYERS = (
+    nn.ReLU, nn.LeakyReLU, nn.Identity,
+    nn.MaxPool1d, nn.MaxPool2d, nn.MaxPool3d, nn.AvgPool1d, nn.AvgPool2d, nn.AvgPool3d,
+    nn.AdaptiveMaxPool1d, nn.AdaptiveMaxPool2d, nn.AdaptiveMaxPool3d,
+    nn.AdaptiveAvgPool1d, nn.AdaptiveAvgPool2d, nn.AdaptiveAvgPool3d,
+)
+_SCALE_COMMUTING_FUNCTIONS = (
+    F.relu, torch.relu, F.leaky_relu,
+    F.max_pool1d, F.max_pool2d, F.max_pool3d, F.avg_pool1d, F.avg_pool2d, F.avg_pool3d,
+    F.adaptive_max_pool1d, F.adaptive_max_pool2d, F.adaptive_max_pool3d,
+    F.adaptive_avg_pool1d, F.adaptive_avg_pool2d, F.adaptive_avg_pool3d,
+)
+
+
+def _deferral_plan(module):
+    """``(dropout layer, convolution)`` between which channel masks may wait, or ``None``.
+
+    Decided on the module's graph traced by ``torch.fx``, not on data: a probe on a few rows
+    cannot tell ReLU from a clamp that those rows never reach. The first dropout layer in
+    execution order must drop whole channels, and every operation after it up to a
+    convolution (``groups=1``, zero padding, ``forward`` not replaced by its user) must take
+    the one before as its only tensor input, be its only user, and commute with scaling
+    channels (ReLU, leaky ReLU, pooling). A module that does not trace gets ``None``.
+    """
+    try:
+        graph = torch.fx.symbolic_trace(module).graph
+    except Exception:  # noqa: BLE001 - any module fx cannot trace shares only the prefix
+        return None
+    layers = dict(module.named_modules())
+    nodes = list(graph.nodes)
+    first = next(
+        (i for i, node in enumerate(nodes) if node.op == "call_module"
+         and isinstance(layers.get(node.target), _ELEMENTWISE + _CHANNELWISE)),
+        None,
+    )
+    if first is None or not isinstance(layers[nodes[first].target], _CHANNELWISE):
+        return None
+    previous = nodes[first]
+    for node in nodes[first + 1 :]:
+        if list(previous.users) != [node] or not node.args or node.args[0] is not previous:
+            return None
+        other_inputs = [*node.args[1:], *node.kwargs.values()]
+        if any(isinstance(value, torch.fx.Node) for value in other_inputs):
+            return None
+        layer = layers.get(node.target) if node.op == "call_module" else None
+        if (
+            type(layer) in _CONVOLUTIONS and layer.groups == 1
+            and layer.padding_mode == "zeros" and "forward" not in vars(layer)
+            and len(node.args) == 1 and not node.kwargs
+        ):
+            return layers[nodes[first].target], layer
+        commutes = (
+            isinstance(layer, _SCALE_COMMUTING_LAYERS)
+            or (node.op == "call_function" and node.target in _SCALE_COMMUTING_FUNCTIONS)
+            or (node.op == "call_method" and node.target == "relu")
+        )
+        if not commutes:
+            return None
+        previous = node
+    return None
 
 
 def _mix_channel_contributions(conv, x, masks, channels_last=True):
@@ -338,10 +412,10 @@ _PROBE_ROWS = 3
 _PROBE_PASSES = 3
 
 
-def _mc_forward(module, mc, xb, start, stop, expansion, channels_last=True):
+def _mc_forward(module, mc, xb, start, stop, expansion, channels_last=True, mix_always=False):
     """The module's output for passes ``start..stop-1`` of the rows ``xb``, pass-major."""
     n_rows, n_passes = xb.shape[0], stop - start
-    mc.use_passes(start, stop, n_rows, expansion, channels_last)
+    mc.use_passes(start, stop, n_rows, expansion, channels_last, mix_always)
     if expansion != "replicate" or n_passes == 1:
         inputs = xb
     else:
@@ -350,8 +424,9 @@ def _mc_forward(module, mc, xb, start, stop, expansion, channels_last=True):
     try:
         output = first_output(module(inputs))
     except RuntimeError as exc:
-        # Repeating the rows inside the network broke a shape somewhere after it.
-        if not sharing or isinstance(exc, torch.cuda.OutOfMemoryError):
+        # Repeating the rows inside the network broke a shape somewhere after it; running out
+        # of memory (on any device) is not that, and retrying would only run out again.
+        if not sharing or _out_of_memory(exc):
             raise
         raise _ExpansionMismatch from exc
     if sharing and not mc.check_expanded():
@@ -364,6 +439,12 @@ def _mc_forward(module, mc, xb, start, stop, expansion, channels_last=True):
             "MC dropout sampling needs one output row per input row."
         )
     return output
+
+
+def _out_of_memory(exc):
+    return isinstance(exc, torch.cuda.OutOfMemoryError) or any(
+        text in str(exc) for text in ("out of memory", "can't allocate memory")
+    )
 
 
 class _Probe:
@@ -379,7 +460,8 @@ class _Probe:
     def agrees(self, expansion, channels_last=True):
         try:
             shared = _mc_forward(
-                self.module, self.mc, self.rows, 0, self.stop, expansion, channels_last
+                self.module, self.mc, self.rows, 0, self.stop, expansion, channels_last,
+                mix_always=True,
             )
         except _ExpansionMismatch:
             return False
