@@ -589,6 +589,56 @@ def test_functional_ops_that_commute_with_scaling_defer_the_masks():
     assert conv_rows[-1] == (30, 12 * 30)
 
 
+class _InPlaceAfterInputDropout(nn.Module):
+    """Channel dropout on the input itself, then an in-place activation."""
+
+    def __init__(self, training_branch=False):
+        super().__init__()
+        self.training_branch = training_branch
+        self.dropout = nn.Dropout2d(0.5)
+        self.activation = nn.LeakyReLU(0.3, inplace=True)
+        self.conv = nn.Conv2d(2, 3, 3)
+        self.head = nn.Linear(3 * 4 * 4, 3)
+
+    def forward(self, x):
+        h = self.dropout(x.reshape(-1, 2, 6, 6))
+        if self.training_branch:  # a clamp outside training: not to be deferred past
+            h = self.activation(h) if self.training else h.clamp(max=0.5)
+        else:
+            h = self.activation(h)
+        return self.head(self.conv(h).flatten(1))
+
+
+def _clamp_input(module, inputs):
+    return (inputs[0].clamp(max=0.5),)
+
+
+@pytest.mark.parametrize("case", ["in place", "training branch", "pre-hook", "global hook"])
+def test_deferral_sees_in_place_ops_modes_and_hooks(case):
+    rng = np.random.RandomState(0)
+    X = np.vstack([rng.rand(3, 72) * 0.01, rng.randn(37, 72) * 3]).astype(np.float32)
+    y = np.arange(40) % 3
+    net = NetClassifier(_InPlaceAfterInputDropout, max_epochs=2, random_state=0,
+                        module__training_branch=case == "training branch").fit(X, y)
+    module, original = net.module_, X.copy()
+    handle = None
+    if case == "pre-hook":  # clamps the convolution's input: fx does not see it
+        handle = module.conv.register_forward_pre_hook(_clamp_input)
+    elif case == "global hook":
+        handle = nn.modules.module.register_module_forward_hook(lambda m, i, o: None)
+    try:
+        module.train()  # sampling must trace the graph it runs, in evaluation mode
+        samples = net.predict_proba_samples(X, n_samples=8)
+        reference = full_replication(net).predict_proba_samples(X, n_samples=8)
+        plan = _deferral_plan(module.eval())
+    finally:
+        if handle is not None:
+            handle.remove()
+    assert (plan is not None) == (case == "in place")
+    assert_allclose(samples, reference, atol=1e-6)
+    assert_array_equal(X, original)  # the in-place activation wrote to a copy
+
+
 class _ViewAfterPooling(nn.Module):
     """The layout of PyTorch's MNIST example: ``view`` flattens the pooled feature maps."""
 

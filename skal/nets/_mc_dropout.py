@@ -100,14 +100,14 @@ class ConsistentMCDropout:
         self._seeds = [int(s) for s in seeds]
         self._banks = [None] * len(self._layers)
         self.use_passes(0, 1, 1)
-        # Channel masks may wait only where the traced graph shows they can (see
-        # _deferral_plan); only that convolution's forward is replaced.
-        plan = _deferral_plan(self.module)
-        self._defer_from, self._defer_to = plan if plan is not None else (None, None)
         self._modes = [(m, m.training) for m in self.module.modules()]
         self._handles, self._convolutions = [], []
         try:
             self.module.eval()
+            # Channel masks may wait only where the graph, traced in evaluation mode, shows
+            # they can (see _deferral_plan); only that convolution's forward is replaced.
+            plan = _deferral_plan(self.module)
+            self._defer_from, self._defer_to = plan if plan is not None else (None, None)
             for i, layer in enumerate(self._layers):
                 self._handles.append(layer.register_forward_hook(self._hook(i)))
             if self._defer_to is not None:
@@ -201,9 +201,11 @@ class ConsistentMCDropout:
                 masks = bank[self._first_pass : self._first_pass + self._n_passes]
                 if self._expansion == "linear" and layer is self._defer_from \
                         and output.dim() > 2:
-                    # Dropout is the identity in evaluation mode: the rows go on unmasked.
+                    # The rows go on unmasked, as a copy: in evaluation mode dropout returns
+                    # its input, which an in-place ReLU after it would overwrite (the
+                    # caller's pool itself, when the dropout layer comes first).
                     self._deferred = masks.reshape(self._n_passes, -1)
-                    return None
+                    return output.clone()
                 # One broadcast product builds the pass-major copies and masks them at once.
                 self._expanded = True
                 return (output.unsqueeze(0) * masks.unsqueeze(1)).flatten(0, 1)
@@ -265,8 +267,12 @@ def _deferral_plan(module):
     execution order must drop whole channels, and every operation after it up to a
     convolution (``groups=1``, zero padding, ``forward`` not replaced by its user) must take
     the one before as its only tensor input, be its only user, and commute with scaling
-    channels (ReLU, leaky ReLU, pooling). A module that does not trace gets ``None``.
+    channels (ReLU, leaky ReLU, pooling). Hooks, which fx does not see, rule it out: global
+    ones, and any on the layers in between or before the convolution. A module that does not
+    trace gets ``None``. Call it in evaluation mode, as sampling runs.
     """
+    if _global_hooks():
+        return None
     try:
         graph = torch.fx.symbolic_trace(module).graph
     except Exception:  # noqa: BLE001 - any module fx cannot trace shares only the prefix
@@ -288,6 +294,12 @@ def _deferral_plan(module):
         if any(isinstance(value, torch.fx.Node) for value in other_inputs):
             return None
         layer = layers.get(node.target) if node.op == "call_module" else None
+        # fx does not see hooks: one that changes an input (or, between the layers, an
+        # output) could undo what the graph shows.
+        if layer is not None and (layer._forward_pre_hooks or (
+            type(layer) not in _CONVOLUTIONS and layer._forward_hooks
+        )):
+            return None
         if (
             type(layer) in _CONVOLUTIONS and layer.groups == 1
             and layer.padding_mode == "zeros" and "forward" not in vars(layer)
@@ -295,7 +307,7 @@ def _deferral_plan(module):
         ):
             return layers[nodes[first].target], layer
         commutes = (
-            isinstance(layer, _SCALE_COMMUTING_LAYERS)
+            type(layer) in _SCALE_COMMUTING_LAYERS  # a subclass may override forward
             or (node.op == "call_function" and node.target in _SCALE_COMMUTING_FUNCTIONS)
             or (node.op == "call_method" and node.target == "relu")
         )
@@ -303,6 +315,16 @@ def _deferral_plan(module):
             return None
         previous = node
     return None
+
+
+def _global_hooks():
+    """Whether forward hooks for every module are registered (they run on every layer)."""
+    from torch.nn.modules import module as torch_module
+
+    return any(
+        getattr(torch_module, name, None)
+        for name in ("_global_forward_hooks", "_global_forward_pre_hooks")
+    )
 
 
 def _mix_channel_contributions(conv, x, masks, channels_last=True):
