@@ -298,6 +298,10 @@ def test_expanding_at_the_dropout_layer_equals_replicating_the_input():
         replicated = module(x.repeat(4, 1))
         mc.use_passes(1, 5, 3, "prefix")
         expanded = module(x)
+        # The boolean of earlier releases still works, with a warning.
+        with pytest.warns(DeprecationWarning, match="expansion='prefix'"):
+            mc.use_passes(1, 5, 3, expand=True)
+        assert_array_equal(module(x).numpy(), expanded.numpy())
     assert expanded.shape == (12, 6)
     assert_allclose(expanded.numpy(), replicated.numpy(), atol=1e-6)
 

@@ -134,7 +134,8 @@ class ConsistentMCDropout:
         return bool(self._layers)
 
     def use_passes(
-        self, start, stop, n_rows, expansion="replicate", channels_last=True, mix_always=False
+        self, start, stop, n_rows, expansion="replicate", channels_last=True, mix_always=False,
+        *, expand=None,
     ):
         """Make the next forward pass compute passes ``start..stop-1`` of ``n_rows`` rows.
 
@@ -151,6 +152,15 @@ class ConsistentMCDropout:
         ``view`` on it fails). ``mix_always``: mix even where repeating its input would cost
         less (so that a probe on a few rows checks the code that runs on many).
         """
+        if expand is not None or isinstance(expansion, bool):
+            expand = expansion if expand is None else expand
+            warnings.warn(
+                "use_passes(expand=...) is deprecated: pass expansion='prefix' for "
+                "expand=True, 'replicate' for False, or 'linear'.",
+                DeprecationWarning,
+                stacklevel=2,
+            )
+            expansion = "prefix" if expand else "replicate"
         if expansion not in EXPANSIONS:
             raise ValueError(f"expansion must be one of {EXPANSIONS}, got {expansion!r}.")
         self._expansion = expansion
