@@ -142,7 +142,12 @@ class _Synthesizer:
             n_steps=self.n_steps, n_proposals=self.n_proposals, step_size=self.step_size,
             random_state=rng,
         )
-        return generator.generate(Z), values
+        # The rows are made again in a batch of their own, whose float32 rounding can differ
+        # from the search's larger batches: score what is returned, nearest first.
+        X_new = generator.generate(Z)
+        values = objective(X_new)
+        order = np.argsort(values, kind="stable")
+        return X_new[order], values[order]
 
 
 def _first_row(X):
