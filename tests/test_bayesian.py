@@ -395,6 +395,37 @@ def test_batchbald_prefilter_gives_the_greedy_over_every_row(n_samples, seed, ho
         assert len(scorings) > 1
 
 
+
+class CountingSamples(GivenSamples):
+    """GivenSamples that counts the pool rows it is asked for (each is an MC pass for a net)."""
+
+    rows_predicted = 0
+
+    def predict_proba_samples(self, X):
+        self.rows_predicted += len(X)
+        return super().predict_proba_samples(X)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_batchbald_holds_the_pool_in_its_dtype_and_predicts_it_once(dtype, monkeypatch):
+    """The pool's samples are held in the greedy's dtype: a budget that fits the pool in
+    float32 but not in float64 predicts each row once in float32 (the certificate fails here,
+    so the greedy widens to the whole pool) and twice in float64; the picks are full greedy's
+    either way."""
+    from skal.strategies import _bayesian
+
+    n_samples, n_pool, n_classes = 3, 600, 4
+    samples = random_samples(n_samples, n_pool, n_classes, 0, scale=1.0)
+    monkeypatch.setattr(_bayesian, "_MIN_CANDIDATES", 8)
+    monkeypatch.setattr(_bayesian, "_WHOLE_POOL_FACTOR", 1)
+    monkeypatch.setattr(_bayesian, "_HOLD_BYTES", 4 * n_samples * n_pool * n_classes)
+    learner = CountingSamples(samples)
+    indices, gains = BatchBALD(dtype=dtype, random_state=0).select(learner, pool(n_pool), 6)
+    full_indices, full_gains = greedy_batchbald(samples, 6, random_state=0, dtype=dtype)
+    assert indices.tolist() == full_indices.tolist()
+    np.testing.assert_allclose(gains, full_gains, rtol=1e-6)
+    assert learner.rows_predicted == (n_pool if dtype == "float32" else 2 * n_pool)
+
 # ------------------------------------------------------------------ lazy engine: bounds and picks
 @settings(max_examples=8, deadline=None)
 @given(

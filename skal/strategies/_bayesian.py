@@ -782,9 +782,12 @@ class BatchBALD(QueryStrategy):
     out could have been picked: a row's gain is never above its BALD score, so when every
     pick gains at least the highest BALD left out, the batch is full greedy's; otherwise the
     candidates grow (fourfold, and to every row whose BALD reaches the lowest gain) and the
-    greedy runs again. So only the candidates' samples are
-    ever held at once, and a dask pool (protocol rule 7) is scored block by block on the
-    workers, which send back only their top rows: the batch equals the in-memory one.
+    greedy runs again. A pool in memory whose samples take at most 512 MiB in ``dtype``
+    (100,000 rows at K=100 and C=10 in float32) keeps them all while BALD is scored, so a
+    widened request never calls ``predict_proba_samples`` on the pool twice; a larger pool
+    holds only the candidates' samples at once and is scored again when they widen. A dask
+    pool (protocol rule 7) is scored block by block on the workers, which send back only
+    their top rows: the batch equals the in-memory one.
 
     Parameters
     ----------
@@ -879,9 +882,11 @@ class BatchBALD(QueryStrategy):
 _MIN_CANDIDATES = 1024
 # A pool in memory of at most this many times the first candidates skips the prefilter.
 _WHOLE_POOL_FACTOR = 16
-# A pool in memory whose samples take at most this many bytes (as float64) keeps them all
-# while BALD is scored, so a widened request never scores the pool again.
-_HOLD_BYTES = 256 * 2**20
+# A pool in memory whose samples take at most this many bytes (in the greedy's dtype) keeps
+# them all while BALD is scored, so a widened request never scores the pool again: with
+# MC dropout that second pass cost more than the whole greedy. A widening to the whole pool
+# needs its samples anyway, so holding them costs memory only when the certificate holds.
+_HOLD_BYTES = 512 * 2**20
 
 
 class _BaldTops:
@@ -967,8 +972,10 @@ class _BaldTops:
 def _block_top_bald(scorer, X_block, start, n_keep, floor, salt, hold_bytes=0):
     """BALD, pool positions (ascending), samples and device of a block's top rows: the top
     ``max(n_keep, m) + 1``, ``m`` its rows of BALD at least ``floor``, or every row when
-    their samples take at most ``hold_bytes``."""
+    their samples take at most ``hold_bytes``. The samples are kept in the strategy's
+    ``dtype`` (the greedy computes in it anyway); BALD is computed in float64 first."""
     strategy, learner = scorer
+    hold_dtype = np.dtype(strategy.dtype)
     name = type(strategy).__name__
     predict = require(learner, "predict_proba_samples", name)
     n_classes = len(getattr(learner, "classes_", ())) or 16
@@ -983,12 +990,13 @@ def _block_top_bald(scorer, X_block, start, n_keep, floor, salt, hold_bytes=0):
             device = str(chunk.device)
         chunk = _to_numpy(chunk)
         if rows.start == 0:  # rows whose samples fit in hold_bytes are all kept
-            n_keep = max(n_keep, hold_bytes // max(1, 8 * chunk.shape[0] * chunk.shape[2]))
+            row_size = hold_dtype.itemsize * chunk.shape[0] * chunk.shape[2]
+            n_keep = max(n_keep, hold_bytes // max(1, row_size))
         bald, expected_entropy = bald_terms(chunk)
         balds.append(bald)
         entropies.append(expected_entropy)
         positions.append(np.arange(rows.start, rows.stop) + start)
-        samples.append(chunk)
+        samples.append(chunk.astype(hold_dtype, copy=False))
         held += chunk.shape[1]
         # The running top: every row at or above the floor stays, and so does the highest
         # row below it (the bound on the rows left out), so memory is O(kept + chunk).
