@@ -696,6 +696,122 @@ def test_convolutions_get_their_own_forward_back():
     assert vars(patched)["forward"] == patched.forward
 
 
+
+class _PoolBetween(nn.Module):
+    """Channel dropout on (rows, channels, length), a pool, then a 1-d convolution. A 2-d
+    pool given a 3-d tensor treats it as one unbatched image and pools across channels."""
+
+    def __init__(self, pool="1d"):
+        super().__init__()
+        self.conv1 = nn.Conv1d(2, 4, 3)
+        self.dropout = nn.Dropout1d(0.1)
+        self.pool = (nn.MaxPool1d(3, stride=1, padding=1) if pool == "1d"
+                     else nn.MaxPool2d((3, 1), stride=1, padding=(1, 0)))
+        self.conv2 = nn.Conv1d(4, 3, 3)
+        self.head = nn.Linear(3 * 28, 3)
+
+    def forward(self, x):
+        h = self.pool(self.dropout(self.conv1(x.reshape(-1, 2, 32))))
+        return self.head(self.conv2(h).flatten(1))
+
+
+@pytest.mark.parametrize("pool", ["1d", "2d"])
+def test_masks_wait_only_for_pools_over_the_convolutions_dimensions(pool):
+    rng = np.random.RandomState(0)
+    X, y = rng.randn(40, 64).astype(np.float32), np.arange(40) % 3
+    net = NetClassifier(_PoolBetween, module__pool=pool, max_epochs=2, lr=0.05,
+                        random_state=4).fit(X, y)
+    plan = _deferral_plan(net.module_.eval())
+    assert (plan is not None) == (pool == "1d")
+    # random_state=4 drops no channel in the probe's first passes: only the plan catches it
+    assert_allclose(net.predict_proba_samples(X, n_samples=17),
+                    full_replication(net).predict_proba_samples(X, n_samples=17), atol=1e-6)
+
+
+class _ReusedDropout(nn.Module):
+    """One dropout module after layers of different widths, a common idiom."""
+
+    def __init__(self, convolutional=False):
+        super().__init__()
+        self.convolutional = convolutional
+        if convolutional:
+            self.conv1, self.conv2 = nn.Conv2d(1, 4, 3), nn.Conv2d(4, 6, 3)
+            self.dropout = nn.Dropout2d(0.5)
+            self.head = nn.Linear(6 * 4 * 4, 3)
+        else:
+            self.fc1, self.fc2 = nn.Linear(64, 32), nn.Linear(32, 16)
+            self.dropout = nn.Dropout(0.5)
+            self.head = nn.Linear(16, 3)
+
+    def forward(self, x):
+        if self.convolutional:
+            h = self.dropout(self.conv1(x.reshape(-1, 1, 8, 8)))
+            h = self.dropout(torch.relu(self.conv2(torch.relu(h))))
+            return self.head(h.flatten(1))
+        h = self.dropout(torch.relu(self.fc1(x)))
+        return self.head(self.dropout(torch.relu(self.fc2(h))))
+
+
+@pytest.mark.parametrize("convolutional", [False, True])
+def test_a_dropout_layer_used_twice_draws_masks_per_use(convolutional):
+    rng = np.random.RandomState(0)
+    X, y = rng.randn(40, 64).astype(np.float32), np.arange(40) % 3
+    X[1] = X[0]
+    net = NetClassifier(_ReusedDropout, module__convolutional=convolutional, max_epochs=2,
+                        lr=0.05, random_state=0).fit(X, y)
+    samples = net.predict_proba_samples(X, n_samples=9)
+    assert_allclose(samples, full_replication(net).predict_proba_samples(X, n_samples=9),
+                    atol=1e-6)
+    assert_allclose(samples[:, 0], samples[:, 1], atol=1e-6)  # rows share the masks
+    net.set_params(inference_batch_size=7)
+    assert_allclose(net.predict_proba_samples(X, n_samples=9), samples, atol=1e-6)
+    assert samples.std(axis=0).max() > 0.01  # the passes differ
+
+
+class _SequenceFirst(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.lstm = nn.LSTM(4, 8)  # batch_first=False: (sequence, rows, features)
+        self.dropout = nn.Dropout(0.5)
+        self.head = nn.Linear(8, 3)
+
+    def forward(self, x):
+        out, _ = self.lstm(x.reshape(-1, 6, 4).transpose(0, 1))
+        return self.head(self.dropout(out)[-1])
+
+
+def test_dropout_on_sequence_first_tensors_is_an_error_naming_the_way_out():
+    rng = np.random.RandomState(0)
+    X, y = rng.randn(20, 24).astype(np.float32), np.arange(20) % 3
+    net = NetClassifier(_SequenceFirst, max_epochs=1, random_state=0).fit(X, y)
+    for n_samples in (1, 5):
+        with pytest.raises(ValueError, match="rows on dimension 0.*batch_first=True"):
+            net.predict_proba_samples(X, n_samples=n_samples)
+
+
+class _InPlaceOnInput(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.activation = nn.ReLU(inplace=True)
+        self.body = nn.Sequential(nn.Linear(10, 8), nn.Dropout(0.5), nn.Linear(8, 3))
+
+    def forward(self, x):
+        return self.body(self.activation(x))
+
+
+def test_the_callers_rows_are_never_written_and_may_be_strided():
+    rng = np.random.RandomState(0)
+    X, y = rng.randn(30, 10).astype(np.float32), np.arange(30) % 3
+    net = NetClassifier(_InPlaceOnInput, max_epochs=1, random_state=0).fit(X.copy(), y)
+    original = X.copy()
+    samples = net.predict_proba_samples(X, n_samples=4)
+    proba = net.predict_proba(X)
+    assert_array_equal(X, original)
+    reversed_rows = X[::-1]  # negative strides
+    assert_allclose(net.predict_proba_samples(reversed_rows, n_samples=4), samples[:, ::-1],
+                    atol=1e-6)
+    assert_allclose(net.predict_proba(reversed_rows), proba[::-1], atol=1e-6)
+
 # ---------------------------------------------------------------------- embeddings and modules
 def test_transform_is_the_penultimate_layer(fitted, blobs):
     X, _ = blobs

@@ -272,7 +272,9 @@ class NetClassifier(NetMixin, NeuralNetClassifier):
         per-channel contributions (where the module's graph, traced by ``torch.fx``, shows
         only ReLU and pooling in between). A probe on three rows checks this against running
         the network once per pass, and falls back to that when they differ. Masks are drawn from
-        ``random_state``: an int gives the same masks on every call.
+        ``random_state``: an int gives the same masks on every call. A dropout layer used
+        twice in ``forward`` draws its masks per use. Every dropout layer's input must hold
+        the rows on dimension 0 (``batch_first=True`` for recurrent and transformer layers).
 
         Parameters
         ----------
@@ -288,7 +290,8 @@ class NetClassifier(NetMixin, NeuralNetClassifier):
         Raises
         ------
         ValueError
-            When the network outputs non-finite values, as :meth:`predict_proba`.
+            When the network outputs non-finite values, as :meth:`predict_proba`, or when a
+            dropout layer's input does not hold the rows on dimension 0.
         """
         X = self._check_X(X)
         return self._sample_outputs(X, n_samples, self.classes_.size, "probability samples")
