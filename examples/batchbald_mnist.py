@@ -459,8 +459,10 @@ def parse_args(argv=None):
     parser.add_argument("--epoch-samples", type=int, default=5056,
                         help="training rows drawn per epoch (the paper's code: 5056)")
     parser.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate")
-    parser.add_argument("--inference-batch-size", type=int, default=4096,
-                        help="rows x passes per forward pass when sampling")
+    parser.add_argument("--inference-batch-size", type=int, default=None,
+                        help="rows x passes per forward pass when sampling (default: 1024 on "
+                        "a CPU, where larger blocks leave the cache and ran 2x slower; 4096 "
+                        "on a GPU)")
     parser.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     parser.add_argument("--quick", action="store_true",
@@ -489,6 +491,8 @@ def main(argv=None):
     device = resolve_device(args.device)
     if device == "cuda" and not torch.cuda.is_available():
         sys.exit("--device cuda was asked for, but torch sees no CUDA GPU")
+    if args.inference_batch_size is None:
+        args.inference_batch_size = 4096 if device == "cuda" else 1024
     if not Path(args.mnist).is_dir():
         sys.exit(f"MNIST folder not found: {args.mnist} (give it with --mnist)")
     data = load_split(args)
