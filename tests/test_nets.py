@@ -768,6 +768,46 @@ def test_a_dropout_layer_used_twice_draws_masks_per_use(convolutional):
     assert samples.std(axis=0).max() > 0.01  # the passes differ
 
 
+
+class _TwoTowers(nn.Module):
+    """Dropout on two parallel branches: once the first repeats its rows for the passes,
+    the second sees them unrepeated, so only running the network once per pass is right."""
+
+    def __init__(self):
+        super().__init__()
+        self.fa, self.fb = nn.Linear(10, 8), nn.Linear(10, 8)
+        self.da, self.db = nn.Dropout(0.5), nn.Dropout(0.5)
+        self.head = nn.Linear(16, 3)
+
+    def forward(self, x):
+        a = self.da(torch.relu(self.fa(x)))
+        b = self.db(torch.relu(self.fb(x)))
+        return self.head(torch.cat([a, b], 1))
+
+
+def test_dropout_on_parallel_branches_falls_back_to_one_pass_per_copy():
+    rng = np.random.RandomState(0)
+    X, y = rng.randn(30, 10).astype(np.float32), np.arange(30) % 3
+    net = NetClassifier(_TwoTowers, max_epochs=1, random_state=0).fit(X, y)
+    samples = net.predict_proba_samples(X, n_samples=5)
+    assert_allclose(samples, full_replication(net).predict_proba_samples(X, n_samples=5),
+                    atol=1e-6)
+    assert samples.std(axis=0).max() > 0.01
+
+
+def test_uses_are_counted_per_forward_pass_and_any_seed_works():
+    module = _ReusedDropout()
+    x = torch.randn(4, 64)
+    for seed in (0, None):
+        with torch.inference_mode(), ConsistentMCDropout(module, 3, seed=seed) as mc:
+            first = module(x)  # before use_passes: pass 0 for every row
+            assert_allclose(module(x), first)
+            mc.use_passes(1, 3, 4)
+            repeated = module(x.repeat(2, 1))
+            assert_allclose(module(x.repeat(2, 1)), repeated)  # the same two networks again
+            mc.use_passes(0, 1, 4)
+            assert_allclose(module(x), first)
+
 class _SequenceFirst(nn.Module):
     def __init__(self):
         super().__init__()

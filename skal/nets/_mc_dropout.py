@@ -106,6 +106,7 @@ class ConsistentMCDropout:
         # ``self.dropout`` after layers of different widths) draws independent masks per use.
         self._banks = {}
         self.use_passes(0, 1, 1)
+        self._n_rows = None  # until use_passes says how many rows: pass 0 on any rows
         self._modes = [(m, m.training) for m in self.module.modules()]
         self._handles, self._convolutions = [], []
         try:
@@ -116,6 +117,8 @@ class ConsistentMCDropout:
             self._defer_from, self._defer_to = plan if plan is not None else (None, None)
             for i, layer in enumerate(self._layers):
                 self._handles.append(layer.register_forward_hook(self._hook(i)))
+            # Uses of a layer are counted from the start of each forward pass of the module.
+            self._handles.append(self.module.register_forward_pre_hook(self._new_forward))
             if self._defer_to is not None:
                 self._defer_to.forward = self._conv_forward(self._defer_to)
                 self._convolutions.append(self._defer_to)
@@ -188,12 +191,15 @@ class ConsistentMCDropout:
         """Whether the last forward pass repeated its rows as :meth:`use_passes` asked."""
         return self._expanded and not self._broken
 
+    def _new_forward(self, module, inputs):
+        self._calls = [0] * len(self._layers)
+
     def _bank(self, i, call, layer, output):
         shape = _mask_shape(layer, output)
         bank = self._banks.get((i, call))
         if bank is None:
             seed = self._seeds[i] if call == 0 else int(
-                np.random.SeedSequence([self.seed, i, call]).generate_state(1)[0]
+                np.random.SeedSequence([self._seeds[i], call]).generate_state(1)[0]
             )
             generator = torch.Generator().manual_seed(seed)
             keep = 1.0 - float(layer.p)
@@ -215,15 +221,20 @@ class ConsistentMCDropout:
         def hook(layer, inputs, output):
             call = self._calls[i]
             self._calls[i] += 1
-            n_rows = self._n_rows * (self._n_passes if self._expanded else 1)
-            if output.dim() == 0 or output.shape[0] != n_rows:
+            n_rows = self._n_rows and self._n_rows * (self._n_passes if self._expanded else 1)
+            if n_rows is not None and (output.dim() == 0 or output.shape[0] != n_rows):
+                if self._expansion != "replicate":
+                    # e.g. a dropout layer on a parallel branch that did not see the rows
+                    # repeated: running the whole network once per pass is still right
+                    raise _ExpansionMismatch
                 raise ValueError(
                     f"Dropout layer {self._names[i]!r} ({type(layer).__name__}) gave "
                     f"{output.shape[0] if output.dim() else 0} rows on dimension 0 where the "
                     f"batch has {n_rows}: consistent MC dropout needs every dropout layer's "
-                    "input to hold the rows on dimension 0. Use batch_first=True for recurrent "
-                    "and transformer layers, and do not fold other axes (tokens, patches) "
-                    "into the rows before a dropout layer."
+                    "input to hold the batch's rows on dimension 0, one per row. Use "
+                    "batch_first=True for recurrent and transformer layers; do not fold other "
+                    "axes (tokens, patches) into the rows, or apply dropout to a subset of "
+                    "the rows, a concatenation of them or a weight."
                 )
             bank = self._bank(i, call, layer, output)
             if not self._expanded:

@@ -921,8 +921,8 @@ class _BaldTops:
     positions : ndarray of shape (n_candidates,)
         Pool positions of the candidates, ascending.
     samples : ndarray of shape (n_samples, n_candidates, n_classes)
-        Their posterior samples, float64: read only, as they may be the block's own array
-        (or the learner's output) when every row is a candidate.
+        Their posterior samples, in the strategy's dtype: read only, as they may be the
+        block's own array (or the learner's output) when every row is a candidate.
     terms : tuple of two ndarrays of shape (n_candidates,)
         Their BALD and expected entropy (``bald_terms``), computed while scoring.
     device : str or None
