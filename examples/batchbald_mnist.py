@@ -148,7 +148,7 @@ def make_net(args, X_valid, y_valid, device):
         batch_size=64,
         max_epochs=args.epochs,
         n_samples=args.mc_samples,
-        inference_batch_size=args.inference_batch_size,
+        inference_batch_size=args.inference_batch_size or (4096 if device == "cuda" else 1024),
         device=device,
         **early_stopping_params(
             X_valid, y_valid, patience=args.patience, epoch_samples=args.epoch_samples
