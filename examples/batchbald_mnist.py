@@ -491,8 +491,6 @@ def main(argv=None):
     device = resolve_device(args.device)
     if device == "cuda" and not torch.cuda.is_available():
         sys.exit("--device cuda was asked for, but torch sees no CUDA GPU")
-    if args.inference_batch_size is None:
-        args.inference_batch_size = 4096 if device == "cuda" else 1024
     if not Path(args.mnist).is_dir():
         sys.exit(f"MNIST folder not found: {args.mnist} (give it with --mnist)")
     data = load_split(args)

@@ -277,10 +277,11 @@ def full_replication(net):
     return full
 
 
-def sampling_rows(net, X, n_samples):
-    """Samples, and the rows of each forward pass's input and output while sampling."""
+def sampling_rows(net, X, n_samples, layer=None):
+    """Samples, and the rows of each forward pass's input and output while sampling (of
+    ``layer``'s, when given)."""
     seen = []
-    handle = net.module_.register_forward_hook(
+    handle = (net.module_ if layer is None else layer).register_forward_hook(
         lambda m, inputs, output: seen.append((inputs[0].shape[0], output.shape[0]))
     )
     try:
@@ -582,12 +583,7 @@ def test_functional_ops_that_commute_with_scaling_defer_the_masks():
     rng = np.random.RandomState(0)
     X = rng.rand(30, 100).astype(np.float32)
     net = NetClassifier(_FunctionalBetween, max_epochs=2, random_state=0).fit(X, np.arange(30) % 3)
-    conv_rows = []
-    handle = net.module_.conv.register_forward_hook(
-        lambda m, inputs, output: conv_rows.append((inputs[0].shape[0], output.shape[0]))
-    )
-    samples = net.predict_proba_samples(X, n_samples=12)
-    handle.remove()
+    samples, conv_rows = sampling_rows(net, X, 12, net.module_.conv)
     assert_allclose(samples, full_replication(net).predict_proba_samples(X, n_samples=12),
                     atol=1e-6)
     assert conv_rows[-1] == (30, 12 * 30)
@@ -666,12 +662,7 @@ def test_a_module_that_views_the_convolution_output_gets_it_contiguous():
     X = rng.rand(30, 100).astype(np.float32)
     y = np.arange(30) % 3
     net = NetClassifier(_ViewAfterPooling, max_epochs=3, lr=0.05, random_state=0).fit(X, y)
-    conv_rows = []
-    handle = net.module_.conv2.register_forward_hook(
-        lambda m, inputs, output: conv_rows.append((inputs[0].shape[0], output.shape[0]))
-    )
-    samples = net.predict_proba_samples(X, n_samples=12)
-    handle.remove()
+    samples, conv_rows = sampling_rows(net, X, 12, net.module_.conv2)
     assert_allclose(samples, full_replication(net).predict_proba_samples(X, n_samples=12),
                     atol=1e-6)
     # Channels-last output broke the view on the probe's rows; the contiguous one did not,

@@ -105,6 +105,7 @@ class ConsistentMCDropout:
         # One bank per layer and call within a forward pass: a layer used twice (one
         # ``self.dropout`` after layers of different widths) draws independent masks per use.
         self._banks = {}
+        self._new_forward(self.module, ())
         self.use_passes(0, 1, 1)
         self._n_rows = None  # until use_passes says how many rows: pass 0 on any rows
         self._modes = [(m, m.training) for m in self.module.modules()]
@@ -174,7 +175,6 @@ class ConsistentMCDropout:
             raise ValueError(f"expansion must be one of {EXPANSIONS}, got {expansion!r}.")
         self._expansion = expansion
         self._n_rows = n_rows
-        self._calls = [0] * len(self._layers)
         self._channels_last = channels_last
         self._mix_always = mix_always
         self._first_pass = start
@@ -192,6 +192,7 @@ class ConsistentMCDropout:
         return self._expanded and not self._broken
 
     def _new_forward(self, module, inputs):
+        # a pre-hook on the module: uses of each layer are counted per forward pass
         self._calls = [0] * len(self._layers)
 
     def _bank(self, i, call, layer, output):
@@ -292,19 +293,13 @@ class ConsistentMCDropout:
 # pooling over the spatial dimensions only, whose count (the value) must be the
 # convolution's. A 2-d pool given (rows, channels, length) treats it as one unbatched image
 # and pools across channels.
-_SCALE_COMMUTING_LAYERS = {
-    nn.ReLU: None, nn.LeakyReLU: None, nn.Identity: None,
-    nn.MaxPool1d: 1, nn.MaxPool2d: 2, nn.MaxPool3d: 3,
-    nn.AvgPool1d: 1, nn.AvgPool2d: 2, nn.AvgPool3d: 3,
-    nn.AdaptiveMaxPool1d: 1, nn.AdaptiveMaxPool2d: 2, nn.AdaptiveMaxPool3d: 3,
-    nn.AdaptiveAvgPool1d: 1, nn.AdaptiveAvgPool2d: 2, nn.AdaptiveAvgPool3d: 3,
+_POOLING = [("MaxPool", "max_pool"), ("AvgPool", "avg_pool"),
+            ("AdaptiveMaxPool", "adaptive_max_pool"), ("AdaptiveAvgPool", "adaptive_avg_pool")]
+_SCALE_COMMUTING_LAYERS = {nn.ReLU: None, nn.LeakyReLU: None, nn.Identity: None} | {
+    getattr(nn, f"{layer}{dims}d"): dims for layer, _ in _POOLING for dims in (1, 2, 3)
 }
-_SCALE_COMMUTING_FUNCTIONS = {
-    F.relu: None, torch.relu: None, F.leaky_relu: None,
-    F.max_pool1d: 1, F.max_pool2d: 2, F.max_pool3d: 3,
-    F.avg_pool1d: 1, F.avg_pool2d: 2, F.avg_pool3d: 3,
-    F.adaptive_max_pool1d: 1, F.adaptive_max_pool2d: 2, F.adaptive_max_pool3d: 3,
-    F.adaptive_avg_pool1d: 1, F.adaptive_avg_pool2d: 2, F.adaptive_avg_pool3d: 3,
+_SCALE_COMMUTING_FUNCTIONS = {F.relu: None, torch.relu: None, F.leaky_relu: None} | {
+    getattr(F, f"{function}{dims}d"): dims for _, function in _POOLING for dims in (1, 2, 3)
 }
 
 
